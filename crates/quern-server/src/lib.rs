@@ -1,1 +1,41 @@
-//! placeholder
+//! Quern's server: the Redis protocol in front of the queue engine.
+//!
+//! This crate turns requests into engine operations and store commits,
+//! and replies into RESP. It owns the network, the runtime and the clock;
+//! queue semantics belong to `quern-engine` and durability to
+//! `quern-store`. It must not depend on how the binary is configured
+//! (flags, environment): it takes a [`Config`].
+//!
+//! ```text
+//!   tokio runtime (worker threads)                       store thread
+//!  ┌────────────────────────────────────────────┐      ┌──────────────┐
+//!  │ accept ─► connection task (one per client) │      │              │
+//!  │            read ─► parse ─► command        │      │  group       │
+//!  │                     │ lock shard i        │      │  commit:     │
+//!  │                     ▼                     │submit│  one LMDB    │
+//!  │   shard 0..N: Mutex<Engine> ──changes─────┼─────►│  txn per     │
+//!  │       │ hand-off           ▲              │      │  batch       │
+//!  │       ▼                    │ tick         │◄─────┤  committed # │
+//!  │   blocked pullers    timer task per shard │ watch│              │
+//!  │            write replies after commit     │      └──────────────┘
+//!  └────────────────────────────────────────────┘
+//! ```
+//!
+//! A command holds one shard's lock for its engine step only, never across
+//! an await. Payloads are read from the store (or its not-yet-committed
+//! overlay) outside the lock.
+
+mod blocking;
+mod clients;
+mod commands;
+mod config;
+mod connection;
+mod error;
+mod glob;
+mod resp;
+mod server;
+mod shards;
+
+pub use config::{Config, DEFAULT_MAX_BATCH, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS};
+pub use quern_store::Fsync;
+pub use server::{bind, Bound, Server, StartError};

@@ -1,0 +1,190 @@
+//! One client connection: read requests, run them in order, write the
+//! replies.
+//!
+//! Pipelining is the normal case: every request already read is run
+//! before anything is written, and the replies go out in one write. A
+//! write command's reply waits for the store's commit (with `fsync
+//! always`), so one commit covers the whole pipeline, and the commit of
+//! other connections' writes too. Replies are written only once every
+//! change they report is committed.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use quern_store::Ticket;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+
+use crate::blocking::{BlockedPull, PullRequest, Registered};
+use crate::commands::{execute, jobs_reply, Ctx, Outcome, Session};
+use crate::config::OUTPUT_FLUSH_BYTES;
+use crate::resp::{encode, Protocol, Reply, RequestReader};
+use crate::server::Server;
+
+/// Bytes read from the socket at a time, at least.
+const READ_CHUNK: usize = 16 << 10;
+
+/// Replies waiting to be written, and the commit they wait for.
+struct Output {
+    buf: BytesMut,
+    /// The latest store ticket a buffered reply depends on.
+    ticket: Option<Ticket>,
+}
+
+impl Output {
+    fn push(&mut self, reply: Reply, protocol: Protocol) {
+        encode(&mut self.buf, reply, protocol);
+    }
+
+    fn after(&mut self, ticket: Ticket) {
+        self.ticket = Some(self.ticket.map_or(ticket, |t| t.max(ticket)));
+    }
+
+    /// Waits for the commit, then writes. An error means the replies must
+    /// not be sent (the store failed) or the client is gone.
+    async fn flush(&mut self, server: &Server, socket: &mut OwnedWriteHalf) -> std::io::Result<()> {
+        if let Some(ticket) = self.ticket.take() {
+            server
+                .store
+                .committed(ticket)
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
+        }
+        if !self.buf.is_empty() {
+            socket.write_all(&self.buf).await?;
+            self.buf.clear();
+        }
+        Ok(())
+    }
+}
+
+/// Serves one connection until it closes, is killed, or the server stops.
+pub async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let local = stream.local_addr().unwrap_or(server.addr);
+    let handle = server.clients.add(peer, local, server.shutdown.child_token());
+    let id = handle.id;
+    let mut session = Session {
+        protocol: Protocol::Resp2,
+        authed: server.settings.requirepass().is_none(),
+        handle,
+    };
+    let _ = run(&server, stream, &mut session).await;
+    server.clients.remove(id);
+}
+
+async fn run(server: &Arc<Server>, stream: TcpStream, session: &mut Session) -> std::io::Result<()> {
+    let (mut socket_in, mut socket_out) = stream.into_split();
+    let mut reader = RequestReader::default();
+    let mut input = BytesMut::with_capacity(READ_CHUNK);
+    let mut out = Output {
+        buf: BytesMut::with_capacity(READ_CHUNK),
+        ticket: None,
+    };
+    let kill = session.handle.kill.clone();
+    loop {
+        // Run every complete request in the buffer.
+        loop {
+            let limits = server.settings.request_limits();
+            let argv = match reader.next(&mut input, &limits) {
+                Ok(Some(argv)) => argv,
+                Ok(None) => break,
+                Err(e) => {
+                    out.push(Reply::error(format!("ERR {}", e.0)), session.protocol);
+                    out.flush(server, &mut socket_out).await?;
+                    return Ok(());
+                }
+            };
+            let outcome = execute(&mut Ctx { server, session }, argv);
+            match outcome {
+                Outcome::Reply(reply) => out.push(reply, session.protocol),
+                Outcome::Durable(reply, ticket) => {
+                    out.push(reply, session.protocol);
+                    out.after(ticket);
+                }
+                Outcome::Block(request) => {
+                    // Earlier replies go out before the wait.
+                    out.flush(server, &mut socket_out).await?;
+                    let reply = block(server, session, request, &mut socket_in, &mut input).await;
+                    match reply {
+                        Some(reply) => out.push(reply, session.protocol),
+                        None => return Ok(()),
+                    }
+                }
+                Outcome::Close(reply) => {
+                    out.push(reply, session.protocol);
+                    out.flush(server, &mut socket_out).await?;
+                    return Ok(());
+                }
+                Outcome::Shutdown => {
+                    out.flush(server, &mut socket_out).await?;
+                    server.shutdown.cancel();
+                    return Ok(());
+                }
+            }
+            if out.buf.len() >= OUTPUT_FLUSH_BYTES {
+                out.flush(server, &mut socket_out).await?;
+            }
+        }
+        out.flush(server, &mut socket_out).await?;
+        input.reserve(READ_CHUNK);
+        tokio::select! {
+            // Requests already read were all run above: stopping here
+            // leaves nothing half done.
+            _ = kill.cancelled() => return Ok(()),
+            read = socket_in.read_buf(&mut input) => {
+                if read? == 0 {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Waits for a blocked pull to be served, time out, or end with the
+/// connection. Returns the reply, or `None` to close the connection.
+async fn block(
+    server: &Arc<Server>,
+    session: &Session,
+    request: PullRequest,
+    socket_in: &mut tokio::net::tcp::OwnedReadHalf,
+    input: &mut BytesMut,
+) -> Option<Reply> {
+    let reply = |queue, jobs: Vec<_>| jobs_reply(server, &queue, &jobs).unwrap_or_else(|e| Reply::Error(e.to_string()));
+    let mut pull = match BlockedPull::register(&server.shards, &server.waiters, &request) {
+        Registered::Served(queue, jobs) => return Some(reply(queue, jobs)),
+        Registered::Waiting(pull) => pull,
+    };
+    session.handle.set_blocked(true);
+    let timeout = async {
+        match request.timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(timeout);
+    let kill = session.handle.kill.clone();
+    let max_input = server.settings.request_limits().max_request;
+    let result = loop {
+        tokio::select! {
+            served = pull.served() => break Some(served.map_or(Reply::NullArray, |d| reply(d.queue, d.jobs))),
+            _ = &mut timeout => break Some(Reply::NullArray),
+            // Dropping `pull` puts back anything handed over meanwhile.
+            _ = kill.cancelled() => break None,
+            // Watch the socket to notice a client that hangs up; what it
+            // sends meanwhile waits in the buffer, up to one request's worth.
+            read = socket_in.read_buf(input), if input.len() < max_input => match read {
+                Ok(0) | Err(_) => break None,
+                Ok(_) => {}
+            },
+        }
+    };
+    session.handle.set_blocked(false);
+    match result {
+        // Timed out: a hand-off that raced with the timer still counts.
+        Some(Reply::NullArray) => Some(pull.cancel().map_or(Reply::NullArray, |d| reply(d.queue, d.jobs))),
+        other => other,
+    }
+}

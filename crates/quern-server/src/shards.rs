@@ -1,0 +1,184 @@
+//! The engine shards: queues spread by name over several engines, each
+//! behind its own lock, so queues on different shards never contend.
+//!
+//! Every operation goes through [`Shards::apply`], which holds the shard's
+//! lock while it runs the engine, hands jobs to blocked pullers, and
+//! submits the changes to the store. Submitting under the lock keeps one
+//! shard's changes in the order the engine made them.
+
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use quern_engine::{Change, Engine, Ids, Millis};
+use quern_store::{Store, Ticket};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::blocking::Waiters;
+
+/// Wall-clock ms since the Unix epoch: the engine's `now`.
+pub fn now_ms() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// One engine and what its timer needs.
+#[derive(Debug)]
+struct Shard {
+    state: Mutex<ShardState>,
+    /// Wakes the shard's timer task when a deadline earlier than the one
+    /// it sleeps towards appears.
+    wake: Notify,
+    /// The deadline the timer task sleeps towards (`u64::MAX`: none).
+    armed: AtomicU64,
+}
+
+#[derive(Debug)]
+struct ShardState {
+    engine: Engine,
+    /// Reused buffer for the changes of one operation.
+    scratch: Vec<Change>,
+}
+
+/// Every shard, the store their changes go to, and the blocked pullers
+/// they serve.
+#[derive(Debug)]
+pub struct Shards {
+    shards: Box<[Shard]>,
+    ids: Arc<Ids>,
+    store: Arc<Store>,
+    waiters: Arc<Waiters>,
+}
+
+impl Shards {
+    /// `count` empty shards.
+    pub fn new(count: usize, ids: Arc<Ids>, store: Arc<Store>, waiters: Arc<Waiters>) -> Shards {
+        let shards = (0..count.max(1))
+            .map(|_| Shard {
+                state: Mutex::new(ShardState {
+                    engine: Engine::new(ids.clone()),
+                    scratch: Vec::new(),
+                }),
+                wake: Notify::new(),
+                armed: AtomicU64::new(u64::MAX),
+            })
+            .collect();
+        Shards {
+            shards,
+            ids,
+            store,
+            waiters,
+        }
+    }
+
+    /// The shard that holds `queue`.
+    fn index(&self, queue: &[u8]) -> usize {
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(queue);
+        (hash % self.shards.len() as u64) as usize
+    }
+
+    fn lock(&self, index: usize) -> MutexGuard<'_, ShardState> {
+        // A panic inside the engine is a bug; the state it left is still
+        // the best there is, so keep serving rather than poison every queue.
+        self.shards[index].state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `op` on the engine holding `queue`, then serves blocked pullers
+    /// and submits the changes. Returns `op`'s result and the store ticket
+    /// that makes it durable.
+    pub fn apply<R>(&self, queue: &[u8], op: impl FnOnce(&mut Engine, Millis) -> R) -> (R, Ticket) {
+        let index = self.index(queue);
+        let mut state = self.lock(index);
+        let now = now_ms();
+        let result = op(&mut state.engine, now);
+        let ticket = self.settle(index, &mut state, now);
+        (result, ticket)
+    }
+
+    /// Reads the engine holding `queue`; no change is possible.
+    pub fn read<R>(&self, queue: &[u8], op: impl FnOnce(&Engine, Millis) -> R) -> R {
+        let state = self.lock(self.index(queue));
+        op(&state.engine, now_ms())
+    }
+
+    /// Runs `op` on every shard in turn (to gather, or to restore).
+    pub fn each(&self, mut op: impl FnMut(&mut Engine)) {
+        for index in 0..self.shards.len() {
+            op(&mut self.lock(index).engine);
+        }
+    }
+
+    /// Routes a restored record to its shard. Used before serving.
+    pub fn restore(&self, queue: &[u8], op: impl FnOnce(&mut Engine)) {
+        op(&mut self.lock(self.index(queue)).engine);
+    }
+
+    /// The shared id counters.
+    pub fn ids(&self) -> &Arc<Ids> {
+        &self.ids
+    }
+
+    fn settle(&self, index: usize, state: &mut ShardState, now: Millis) -> Ticket {
+        let ShardState { engine, scratch } = state;
+        // Handing a job to a puller that is already gone puts it back,
+        // which may serve the next puller: repeat until none is left.
+        loop {
+            let deliveries = engine.take_deliveries();
+            if deliveries.is_empty() {
+                break;
+            }
+            for delivery in deliveries {
+                if let Err(undelivered) = self.waiters.hand(delivery) {
+                    engine.release(&undelivered.queue, &undelivered.jobs, now);
+                }
+            }
+        }
+        engine.take_changes(scratch);
+        let ticket = self.store.submit(scratch);
+        let shard = &self.shards[index];
+        if let Some(next) = engine.next_deadline() {
+            if next < shard.armed.load(Ordering::Acquire) {
+                shard.armed.store(next, Ordering::Release);
+                shard.wake.notify_one();
+            }
+        }
+        ticket
+    }
+
+    /// Runs the timers of every shard until `stop`: each shard's task
+    /// sleeps until its earliest deadline (or until woken by an earlier
+    /// one), then moves what is due.
+    pub fn spawn_timers(self: &Arc<Self>, stop: CancellationToken) -> Vec<tokio::task::JoinHandle<()>> {
+        (0..self.shards.len())
+            .map(|index| {
+                let shards = self.clone();
+                let stop = stop.clone();
+                tokio::spawn(async move { shards.run_timer(index, stop).await })
+            })
+            .collect()
+    }
+
+    async fn run_timer(&self, index: usize, stop: CancellationToken) {
+        let shard = &self.shards[index];
+        loop {
+            let next = self.lock(index).engine.next_deadline();
+            shard.armed.store(next.unwrap_or(u64::MAX), Ordering::Release);
+            let sleep = match next {
+                Some(at) => Duration::from_millis(at.saturating_sub(now_ms())),
+                None => Duration::from_secs(3600),
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = shard.wake.notified() => continue,
+                _ = tokio::time::sleep(sleep) => {}
+            }
+            let mut state = self.lock(index);
+            let now = now_ms();
+            state.engine.tick(now);
+            self.settle(index, &mut state, now);
+        }
+    }
+}
