@@ -1,0 +1,737 @@
+//! The store's handle: opening, loading, submitting changes, waiting for
+//! their commit, and reading payloads and errors.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+
+use bytes::Bytes;
+use heed::types::Bytes as Raw;
+use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, WithoutTls};
+use quern_engine::{Change, JobId, JobRecord, QueueId, QueueRecord};
+use tokio::sync::watch;
+
+use crate::error::StoreError;
+use crate::format::{self, db, meta_key, FORMAT_VERSION};
+use crate::writer::Writer;
+
+/// The number of a batch of changes: [`Store::submit`] returns it and
+/// [`Store::committed`] waits for it. Batches are committed in order, so
+/// batch `n` committed means every batch below `n` is too.
+pub type Ticket = u64;
+
+/// LMDB reserves this much address space for the data file. It is not
+/// memory and not disk: the file grows only as data is written. A map that
+/// fills up stops commits (they are retried), so it is set far above any
+/// real backlog.
+pub const DEFAULT_MAP_SIZE: usize = {
+    // 1 TiB where the address space allows it.
+    if usize::BITS >= 64 {
+        1 << 40
+    } else {
+        1 << 30
+    }
+};
+
+/// Read transactions that may be open at once. Readers never hold one
+/// across an `.await`, so this bounds threads reading at the same moment,
+/// not connections. Each slot costs 64 bytes in the lock file.
+const MAX_READERS: u32 = 1024;
+
+/// LMDB wants the map size to be a multiple of the OS page size; 64 KiB is
+/// a multiple of every page size in use.
+const MAP_ALIGN: usize = 64 * 1024;
+
+/// When commits reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fsync {
+    /// Every commit is synced before it counts as committed. A reply sent
+    /// after [`Store::committed`] survives a power cut. The default.
+    Always,
+    /// Commits are synced at most once a second (LMDB's `NO_SYNC`). A crash
+    /// of the process loses nothing; a crash of the system (power cut,
+    /// kernel panic) may lose the last second, and LMDB warns that on a
+    /// filesystem that reorders writes it may even corrupt the data.
+    EverySec,
+    /// Commits are synced only at shutdown; the OS writes them back when it
+    /// likes. A system crash risks what [`Fsync::EverySec`] risks, for
+    /// longer.
+    No,
+}
+
+impl Fsync {
+    /// The policy's name as settings and INFO spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Fsync::Always => "always",
+            Fsync::EverySec => "everysec",
+            Fsync::No => "no",
+        }
+    }
+}
+
+impl fmt::Display for Fsync {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Fsync {
+    /// A message naming the accepted values.
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Fsync, String> {
+        [Fsync::Always, Fsync::EverySec, Fsync::No]
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown fsync policy '{s}' (expected always, everysec or no)"))
+    }
+}
+
+/// How to open a store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoreConfig {
+    /// The data directory; created when missing. LMDB keeps `data.mdb` and
+    /// `lock.mdb` in it. It must be on a local filesystem.
+    pub dir: PathBuf,
+    /// When commits reach the disk.
+    pub fsync: Fsync,
+    /// Address space reserved for the data file, in bytes; rounded up to a
+    /// multiple of 64 KiB. See [`DEFAULT_MAP_SIZE`].
+    pub map_size: usize,
+}
+
+impl StoreConfig {
+    /// The defaults for a data directory: fsync always, a 1 TiB map.
+    pub fn new(dir: impl Into<PathBuf>) -> StoreConfig {
+        StoreConfig {
+            dir: dir.into(),
+            fsync: Fsync::Always,
+            map_size: DEFAULT_MAP_SIZE,
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    /// `./quern-data`, as the server's default.
+    fn default() -> StoreConfig {
+        StoreConfig::new("quern-data")
+    }
+}
+
+/// Figures for INFO and metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Write transactions committed.
+    pub commits: u64,
+    /// Changes committed, over all commits.
+    pub changes: u64,
+    /// Changes in the last commit.
+    pub last_batch: u64,
+    /// Syncs to disk: one per commit with fsync always, plus explicit ones
+    /// (every second, at shutdown).
+    pub fsyncs: u64,
+    /// Changes submitted but not committed yet.
+    pub pending: usize,
+    /// The map size, in bytes.
+    pub map_size: u64,
+    /// Bytes of the map in use (pages up to the last one used).
+    pub used_bytes: u64,
+    /// The last commit or sync failure; cleared by the next successful
+    /// commit.
+    pub last_error: Option<String>,
+}
+
+/// The id counters a server must continue from, so that no id is ever
+/// handed out twice, even one whose job is long gone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoadedIds {
+    /// The next job id to hand out.
+    pub next_job: JobId,
+    /// The next queue id to hand out.
+    pub next_queue: QueueId,
+}
+
+/// One LMDB database; keys and values are raw bytes encoded by
+/// [`crate::format`].
+pub(crate) type Db = Database<'static, Raw, Raw>;
+
+/// Every database of the environment.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Dbs {
+    /// Format version and id counters.
+    pub meta: Db,
+    /// Queue records.
+    pub queues: Db,
+    /// Job records.
+    pub jobs: Db,
+    /// Payloads.
+    pub payloads: Db,
+    /// Last errors.
+    pub errors: Db,
+}
+
+/// The durable store. See the crate documentation for how the pieces fit.
+pub struct Store {
+    /// The data directory, as configured.
+    dir: PathBuf,
+    /// The sync policy the environment was opened with.
+    fsync: Fsync,
+    /// The LMDB environment; the writer thread holds a clone.
+    pub(crate) env: Env<WithoutTls>,
+    /// Its databases.
+    pub(crate) dbs: Dbs,
+    /// LMDB's page size, for `used_bytes`.
+    page_size: u64,
+    /// What submitters, readers and the writer share.
+    pub(crate) shared: Arc<Shared>,
+    /// The writer thread, until shutdown joins it.
+    writer: Mutex<Option<JoinHandle<Result<(), StoreError>>>>,
+}
+
+/// State shared by the handle and the writer thread.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The open batch and the unsynced overlay.
+    pub pending: Mutex<Pending>,
+    /// Wakes the writer: a batch became non-empty, or shutdown began.
+    pub wake: Condvar,
+    /// The last committed batch, and whether the writer has stopped.
+    pub progress: watch::Sender<Progress>,
+    /// Changes submitted and not yet committed.
+    pub backlog: AtomicUsize,
+    /// Write transactions committed.
+    pub commits: AtomicU64,
+    /// Changes committed.
+    pub changes: AtomicU64,
+    /// Changes in the last commit.
+    pub last_batch: AtomicU64,
+    /// Syncs to disk.
+    pub fsyncs: AtomicU64,
+    /// The last failure, for INFO.
+    pub last_error: Mutex<Option<String>>,
+    /// Tests hold this to keep the writer from committing.
+    #[cfg(test)]
+    pub hold: Mutex<()>,
+}
+
+impl Shared {
+    fn new() -> Shared {
+        Shared {
+            pending: Mutex::new(Pending {
+                batch: Vec::new(),
+                open: 1,
+                closing: false,
+                unsynced: HashMap::new(),
+            }),
+            wake: Condvar::new(),
+            progress: watch::Sender::new(Progress {
+                committed: 0,
+                stopped: false,
+            }),
+            backlog: AtomicUsize::new(0),
+            commits: AtomicU64::new(0),
+            changes: AtomicU64::new(0),
+            last_batch: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            #[cfg(test)]
+            hold: Mutex::new(()),
+        }
+    }
+
+    /// The pending state. A panic elsewhere cannot leave it inconsistent
+    /// (every update is a plain assignment or append), so poisoning is
+    /// ignored rather than spread to every connection.
+    pub fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records a failure for INFO and the log.
+    pub fn report(&self, message: String) {
+        eprintln!("quern-store: {message}");
+        *self.last_error.lock().unwrap_or_else(PoisonError::into_inner) = Some(message);
+    }
+}
+
+/// What the writer publishes after each commit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Progress {
+    /// Every batch up to this one is committed.
+    pub committed: Ticket,
+    /// The writer has stopped: later batches will never be committed.
+    pub stopped: bool,
+}
+
+/// Changes submitted and not yet taken by the writer.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    /// The open batch, in submission order.
+    pub batch: Vec<Change>,
+    /// The open batch's number; the writer takes it and opens the next.
+    pub open: Ticket,
+    /// Shutdown has begun: new submissions are dropped.
+    pub closing: bool,
+    /// Payloads, errors and deletions submitted but not yet committed, so
+    /// that readers see them at once. The writer removes an entry once the
+    /// batch that last touched it is committed.
+    pub unsynced: HashMap<JobId, Unsynced>,
+}
+
+/// A job's payload and error as the uncommitted batches leave them.
+#[derive(Debug)]
+pub(crate) struct Unsynced {
+    /// The last batch that touched the entry.
+    pub batch: Ticket,
+    /// The payload.
+    pub payload: Slot,
+    /// The last error.
+    pub error: Slot,
+}
+
+/// One value of the overlay.
+#[derive(Clone, Debug)]
+pub(crate) enum Slot {
+    /// Not changed by an uncommitted batch: read LMDB.
+    OnDisk,
+    /// Set by an uncommitted batch.
+    Set(Bytes),
+    /// Deleted by an uncommitted batch.
+    Deleted,
+}
+
+/// Which value of a job a read wants.
+#[derive(Clone, Copy, Debug)]
+enum Which {
+    Payload,
+    Error,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `config.dir` and starts its writer
+    /// thread, `quern-store`.
+    ///
+    /// The format version is checked before any other database is opened:
+    /// data of another version is refused with [`StoreError::Format`] and
+    /// left untouched. An empty environment gets the current version.
+    pub fn open(config: &StoreConfig) -> Result<Arc<Store>, StoreError> {
+        let dir = config.dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|source| StoreError::Io {
+            path: dir.clone(),
+            source,
+        })?;
+        let map_size = config
+            .map_size
+            .max(1)
+            .div_ceil(MAP_ALIGN)
+            .saturating_mul(MAP_ALIGN);
+        let env = open_env(&dir, config.fsync, map_size).map_err(|e| match e {
+            heed::Error::Io(source) => StoreError::Io {
+                path: dir.clone(),
+                source,
+            },
+            other => StoreError::Lmdb(other),
+        })?;
+        let dbs = init_databases(&env, &dir)?;
+        let (next_job, next_queue) = {
+            let txn = env.read_txn()?;
+            read_counters(&dbs, &txn)?
+        };
+        let page_size = u64::from(env.unnamed_database_stat().page_size);
+
+        let shared = Arc::new(Shared::new());
+        let writer = Writer::new(
+            env.clone(),
+            dbs,
+            Arc::clone(&shared),
+            config.fsync,
+            next_job,
+            next_queue,
+        );
+        let handle = thread::Builder::new()
+            .name("quern-store".into())
+            .spawn(move || writer.run())
+            .map_err(|source| StoreError::Io {
+                path: dir.clone(),
+                source,
+            })?;
+        Ok(Arc::new(Store {
+            dir,
+            fsync: config.fsync,
+            env,
+            dbs,
+            page_size,
+            shared,
+            writer: Mutex::new(Some(handle)),
+        }))
+    }
+
+    /// Reads every stored record, for a server starting up: all queues
+    /// first, then all jobs in ascending id order (restoring them in that
+    /// order keeps FIFO across restarts). Returns the id counters to
+    /// continue from: past every id stored, and past every id ever handed
+    /// out, even those of jobs since deleted.
+    ///
+    /// Runs in one read transaction; call it before serving, not while
+    /// submitting (it would work, but shows only what was committed).
+    pub fn load(
+        &self,
+        mut on_queue: impl FnMut(QueueRecord),
+        mut on_job: impl FnMut(JobRecord),
+    ) -> Result<LoadedIds, StoreError> {
+        let txn = self.env.read_txn()?;
+        let (mut next_job, mut next_queue) = read_counters(&self.dbs, &txn)?;
+        let mut queues = HashSet::new();
+        for entry in self.dbs.queues.iter(&txn)? {
+            let (key, value) = entry?;
+            let record = format::decode_queue(key, value)?;
+            next_queue = next_queue.max(record.id.saturating_add(1));
+            queues.insert(record.id);
+            on_queue(record);
+        }
+        for entry in self.dbs.jobs.iter(&txn)? {
+            let (key, value) = entry?;
+            let record = format::decode_job(key, value)?;
+            if !queues.contains(&record.queue) {
+                return Err(StoreError::Corrupt(format!(
+                    "job {} belongs to queue {}, which is not stored",
+                    record.id, record.queue
+                )));
+            }
+            next_job = next_job.max(record.id.saturating_add(1));
+            on_job(record);
+        }
+        Ok(LoadedIds { next_job, next_queue })
+    }
+
+    /// Hands `changes` (drained, in order) to the writer and returns the
+    /// number of the batch they joined. Never waits for IO: it takes one
+    /// mutex and appends. Call it under the lock that ordered the changes
+    /// (the engine shard's), so that one shard's changes stay in order.
+    ///
+    /// Payloads, errors and deletions are visible to [`Store::payloads`] and
+    /// [`Store::last_errors`] at once, before the commit.
+    ///
+    /// With nothing to submit, it returns the newest batch that holds
+    /// anything already submitted, so that awaiting it means "everything I
+    /// could have seen is committed". After [`Store::shutdown`] the changes
+    /// are dropped and the ticket never commits.
+    pub fn submit(&self, changes: &mut Vec<Change>) -> Ticket {
+        let mut guard = self.shared.lock();
+        let pending = &mut *guard;
+        if changes.is_empty() {
+            return if pending.batch.is_empty() {
+                pending.open - 1
+            } else {
+                pending.open
+            };
+        }
+        if pending.closing {
+            changes.clear();
+            return Ticket::MAX;
+        }
+        let ticket = pending.open;
+        for change in changes.iter() {
+            let (id, payload, error) = match change {
+                Change::PutJob {
+                    record,
+                    payload: Some(payload),
+                } => (record.id, Some(Slot::Set(payload.clone())), None),
+                Change::SetError { id, error } => (*id, None, Some(Slot::Set(error.clone()))),
+                Change::DeleteJob(id) => (*id, Some(Slot::Deleted), Some(Slot::Deleted)),
+                _ => continue,
+            };
+            let entry = pending.unsynced.entry(id).or_insert(Unsynced {
+                batch: ticket,
+                payload: Slot::OnDisk,
+                error: Slot::OnDisk,
+            });
+            entry.batch = ticket;
+            if let Some(payload) = payload {
+                entry.payload = payload;
+            }
+            if let Some(error) = error {
+                entry.error = error;
+            }
+        }
+        self.shared.backlog.fetch_add(changes.len(), Ordering::Relaxed);
+        let was_empty = pending.batch.is_empty();
+        if was_empty {
+            // Hand the caller the batch's spare capacity instead of copying.
+            std::mem::swap(&mut pending.batch, changes);
+        } else {
+            pending.batch.append(changes);
+        }
+        drop(guard);
+        if was_empty {
+            // The writer sleeps only while the batch is empty, so only the
+            // first submission of a batch needs to wake it.
+            self.shared.wake.notify_one();
+        }
+        ticket
+    }
+
+    /// Resolves once batch `ticket` is committed: written to LMDB, and with
+    /// [`Fsync::Always`] synced to disk. [`StoreError::Closed`] when the
+    /// writer stopped without committing it.
+    pub async fn committed(&self, ticket: Ticket) -> Result<(), StoreError> {
+        if self.is_committed(ticket) {
+            return Ok(());
+        }
+        let mut progress = self.shared.progress.subscribe();
+        let done = match progress.wait_for(|p| p.committed >= ticket || p.stopped).await {
+            Ok(p) => p.committed >= ticket,
+            // The sender lives in `self.shared`, so it cannot be gone.
+            Err(_) => false,
+        };
+        if done {
+            Ok(())
+        } else {
+            Err(StoreError::Closed)
+        }
+    }
+
+    /// Whether batch `ticket` is committed.
+    pub fn is_committed(&self, ticket: Ticket) -> bool {
+        self.shared.progress.borrow().committed >= ticket
+    }
+
+    /// Changes submitted but not yet committed: what a server with fsync
+    /// everysec or no watches to push back on producers.
+    pub fn backlog(&self) -> usize {
+        self.shared.backlog.load(Ordering::Relaxed)
+    }
+
+    /// The payloads of `ids`, in order; `None` for a job that does not
+    /// exist (or was deleted meanwhile). Uncommitted payloads come from
+    /// memory, the rest from one read transaction, copied out of the map
+    /// before it ends.
+    pub fn payloads(&self, ids: &[JobId]) -> Result<Vec<Option<Bytes>>, StoreError> {
+        self.read(ids, Which::Payload)
+    }
+
+    /// The last error (from QFAIL ERROR) of job `id`, if it has one.
+    pub fn last_error(&self, id: JobId) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.read(&[id], Which::Error)?.pop().flatten())
+    }
+
+    /// The last errors of `ids`, in order, as [`Store::last_error`].
+    pub fn last_errors(&self, ids: &[JobId]) -> Result<Vec<Option<Bytes>>, StoreError> {
+        self.read(ids, Which::Error)
+    }
+
+    fn read(&self, ids: &[JobId], which: Which) -> Result<Vec<Option<Bytes>>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        let mut on_disk = Vec::new();
+        {
+            let pending = self.shared.lock();
+            for (i, id) in ids.iter().enumerate() {
+                let slot = pending.unsynced.get(id).map(|u| match which {
+                    Which::Payload => &u.payload,
+                    Which::Error => &u.error,
+                });
+                out.push(match slot {
+                    Some(Slot::Set(value)) => Some(value.clone()),
+                    Some(Slot::Deleted) => None,
+                    Some(Slot::OnDisk) | None => {
+                        on_disk.push(i);
+                        None
+                    }
+                });
+            }
+        }
+        if on_disk.is_empty() {
+            return Ok(out);
+        }
+        // An entry missing from the overlay was either never submitted or
+        // is committed already (the writer commits before it removes
+        // entries), so a transaction begun now sees it.
+        let db = match which {
+            Which::Payload => self.dbs.payloads,
+            Which::Error => self.dbs.errors,
+        };
+        let txn = self.env.read_txn()?;
+        for i in on_disk {
+            out[i] = db
+                .get(&txn, &format::job_key(ids[i]))?
+                .map(Bytes::copy_from_slice);
+        }
+        drop(txn);
+        Ok(out)
+    }
+
+    /// Figures for INFO and metrics.
+    pub fn stats(&self) -> StoreStats {
+        let info = self.env.info();
+        let s = &self.shared;
+        StoreStats {
+            commits: s.commits.load(Ordering::Relaxed),
+            changes: s.changes.load(Ordering::Relaxed),
+            last_batch: s.last_batch.load(Ordering::Relaxed),
+            fsyncs: s.fsyncs.load(Ordering::Relaxed),
+            pending: self.backlog(),
+            map_size: info.map_size as u64,
+            used_bytes: (info.last_page_number as u64 + 1).saturating_mul(self.page_size),
+            last_error: s
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The sync policy.
+    pub fn fsync(&self) -> Fsync {
+        self.fsync
+    }
+
+    /// Commits everything submitted so far, syncs it to disk whatever the
+    /// policy, and stops the writer. Later submissions are dropped and
+    /// their tickets resolve to [`StoreError::Closed`]. Idempotent: later
+    /// calls return `Ok` at once.
+    ///
+    /// Blocks until the writer has finished (normally one commit); from
+    /// async code, call it on a blocking thread. When commits keep failing
+    /// it gives up after a few quick retries and returns the error: the
+    /// changes it could not commit are lost.
+    ///
+    /// The environment itself stays open, for reads, until the last
+    /// `Arc<Store>` is dropped.
+    pub fn shutdown(&self) -> Result<(), StoreError> {
+        self.shared.lock().closing = true;
+        self.shared.wake.notify_all();
+        // Held while joining, so a concurrent call returns only once the
+        // writer is done too.
+        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        match writer.take() {
+            None => Ok(()),
+            // A panic was already printed by the panic hook, and the
+            // writer's guard told every waiter.
+            Some(handle) => handle.join().unwrap_or(Err(StoreError::Closed)),
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            eprintln!("quern-store: shutdown of {} failed: {e}", self.dir.display());
+        }
+    }
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let progress = *self.shared.progress.borrow();
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .field("fsync", &self.fsync)
+            .field("committed", &progress.committed)
+            .field("stopped", &progress.stopped)
+            .field("backlog", &self.backlog())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens the LMDB environment: the crate's one `unsafe`.
+#[allow(unsafe_code)]
+fn open_env(dir: &Path, fsync: Fsync, map_size: usize) -> Result<Env<WithoutTls>, heed::Error> {
+    // Read transactions are opened on whichever tokio worker runs the
+    // request, so they must not be tied to a thread's local storage.
+    let mut options = EnvOpenOptions::new().read_txn_without_tls();
+    options
+        .map_size(map_size)
+        .max_dbs(db::COUNT)
+        .max_readers(MAX_READERS);
+    // SAFETY: LMDB maps data.mdb into memory; it is undefined behaviour if
+    // the file is changed behind the map's back. Only LMDB writes it: this
+    // process opens the directory once (heed refuses a second open of the
+    // same path), other processes are coordinated by LMDB's lock file, and
+    // neither NO_LOCK nor WRITE_MAP is used. NO_SYNC (heed marks it unsafe)
+    // only gives up durability against a system crash, which is exactly
+    // what fsync everysec and no are documented to trade.
+    unsafe {
+        if fsync != Fsync::Always {
+            options.flags(EnvFlags::NO_SYNC);
+        }
+        options.open(dir)
+    }
+}
+
+/// Checks the format version, then creates the databases, in one write
+/// transaction that is aborted (changing nothing) when the version is
+/// wrong.
+fn init_databases(env: &Env<WithoutTls>, dir: &Path) -> Result<Dbs, StoreError> {
+    let txn = env.write_txn()?;
+    let opened = env.create_databases_and_commit(txn, |opener, txn| -> Result<_, StoreError> {
+        let meta: Database<Raw, Raw> = opener.create_database(txn, Some(db::META))?;
+        match meta.get(txn, meta_key::FORMAT_VERSION)? {
+            Some(value) => {
+                let found = format::decode_meta_u32(meta_key::FORMAT_VERSION, value)?;
+                if found != FORMAT_VERSION {
+                    return Ok(CommitOrAbort::Abort(StoreError::Format {
+                        dir: dir.to_path_buf(),
+                        found,
+                        expected: FORMAT_VERSION,
+                    }));
+                }
+            }
+            None => {
+                // No version: a new environment, unless something else
+                // already lives in it (the unnamed database lists the
+                // named ones).
+                let names: Database<Raw, Raw> = opener
+                    .open_database(txn, None)?
+                    .ok_or_else(|| StoreError::Corrupt("LMDB has no main database".into()))?;
+                for entry in names.iter(txn)? {
+                    let (name, _) = entry?;
+                    if name != db::META.as_bytes() {
+                        return Ok(CommitOrAbort::Abort(StoreError::Corrupt(format!(
+                            "{} holds LMDB data without a Quern format version (found {:?})",
+                            dir.display(),
+                            String::from_utf8_lossy(name)
+                        ))));
+                    }
+                }
+                meta.put(txn, meta_key::FORMAT_VERSION, &FORMAT_VERSION.to_be_bytes())?;
+            }
+        }
+        let queues = opener.create_database(txn, Some(db::QUEUES))?;
+        let jobs = opener.create_database(txn, Some(db::JOBS))?;
+        let payloads = opener.create_database(txn, Some(db::PAYLOADS))?;
+        let errors = opener.create_database(txn, Some(db::ERRORS))?;
+        Ok(CommitOrAbort::Commit([meta, queues, jobs, payloads, errors]))
+    })?;
+    match opened {
+        CommitOrAbort::Commit([meta, queues, jobs, payloads, errors]) => Ok(Dbs {
+            meta,
+            queues,
+            jobs,
+            payloads,
+            errors,
+        }),
+        CommitOrAbort::Abort(refused) => Err(refused),
+    }
+}
+
+/// The id counters stored in `meta` (1 when absent).
+fn read_counters(dbs: &Dbs, txn: &heed::RoTxn) -> Result<(JobId, QueueId), StoreError> {
+    let next_job = match dbs.meta.get(txn, meta_key::NEXT_JOB)? {
+        Some(value) => format::decode_meta_u64(meta_key::NEXT_JOB, value)?,
+        None => 1,
+    };
+    let next_queue = match dbs.meta.get(txn, meta_key::NEXT_QUEUE)? {
+        Some(value) => format::decode_meta_u32(meta_key::NEXT_QUEUE, value)?,
+        None => 1,
+    };
+    Ok((next_job.max(1), next_queue.max(1)))
+}

@@ -1,0 +1,510 @@
+//! The store's behaviour: restart, version check, corruption, group commit,
+//! the unsynced overlay, shutdown and failing commits.
+
+use std::sync::{Arc, Barrier, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use quern_engine::{
+    Change, Counters, Engine, FailMode, FailOptions, Ids, JobId, JobRecord, JobSpec, PushOptions,
+    QueueRecord, State,
+};
+
+use super::{block, config, load_engine, reopen, submit_and_wait};
+use crate::format::{self, meta_key};
+use crate::{Fsync, Store, StoreConfig, StoreError, StoreStats};
+
+fn queue_record(id: u32) -> QueueRecord {
+    QueueRecord {
+        id,
+        name: Bytes::from(format!("q{id}")),
+        paused: false,
+        counters: Counters::default(),
+    }
+}
+
+fn job_record(id: JobId, queue: u32) -> JobRecord {
+    JobRecord {
+        id,
+        queue,
+        state: State::Waiting,
+        spec: JobSpec::default(),
+        attempt: 0,
+        created_at: 1_000,
+        deadline: 0,
+    }
+}
+
+fn put_job(id: JobId, queue: u32, payload: &str) -> Change {
+    Change::PutJob {
+        record: job_record(id, queue),
+        payload: Some(Bytes::copy_from_slice(payload.as_bytes())),
+    }
+}
+
+/// Drives a real engine through pushes, pulls, acks, fails and the
+/// dead-letter queue, submitting after each step, then restarts.
+#[test]
+fn engine_state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(dir.path(), Fsync::Always)).unwrap();
+    let ids = Arc::new(Ids::default());
+    let mut engine = Engine::new(Arc::clone(&ids));
+    let mut changes = Vec::new();
+    let mut now = 1_700_000_000_000;
+    let mut step = |engine: &mut Engine| {
+        engine.take_changes(&mut changes);
+        store.submit(&mut changes)
+    };
+
+    let opts = |priority, retries| PushOptions {
+        spec: JobSpec {
+            priority,
+            retries,
+            backoff_ms: 100,
+            lease_ms: 1_000,
+        },
+        ready_at: None,
+    };
+    let mut pushed = Vec::new();
+    for i in 0..6 {
+        let id = engine
+            .push(b"emails", Bytes::from(format!("mail {i}")), &opts(i % 2, 1), now)
+            .unwrap();
+        pushed.push(id);
+        step(&mut engine);
+    }
+    let later = PushOptions {
+        ready_at: Some(now + 60_000),
+        ..opts(0, 3)
+    };
+    engine
+        .push(b"reports", Bytes::from_static(b"monthly"), &later, now)
+        .unwrap();
+    engine.pause(b"reports");
+    step(&mut engine);
+
+    now += 10;
+    let pulled = engine.pull(b"emails", 4, None, now);
+    assert_eq!(pulled.len(), 4);
+    step(&mut engine);
+    assert_eq!(
+        engine.ack(b"emails", &[pulled[0].id], Some(pulled[0].attempt)),
+        Ok(1)
+    );
+    let failed = pulled[1].id;
+    let fail = FailOptions {
+        error: Some(Bytes::from_static(b"smtp timeout")),
+        ..FailOptions::default()
+    };
+    assert_eq!(engine.fail(b"emails", failed, &fail, now), Ok(State::Delayed));
+    let fatal = FailOptions {
+        error: Some(Bytes::from_static(b"bad address")),
+        mode: FailMode::Fatal,
+        ..FailOptions::default()
+    };
+    assert_eq!(engine.fail(b"emails", pulled[2].id, &fatal, now), Ok(State::Dead));
+    assert_eq!(engine.fail(b"emails", pulled[3].id, &fatal, now), Ok(State::Dead));
+    step(&mut engine);
+    assert_eq!(engine.requeue_dead(b"emails", Some(&[pulled[2].id]), now), 1);
+    assert_eq!(engine.purge_dead(b"emails", Some(&[pulled[3].id])), 1);
+    step(&mut engine);
+
+    // The job with the highest id is pushed, pulled and acked: its id must
+    // still never come back.
+    let last = engine
+        .push(b"emails", Bytes::from_static(b"last"), &opts(9, 0), now)
+        .unwrap();
+    let got = engine.pull(b"emails", 1, None, now);
+    assert_eq!(got[0].id, last);
+    assert_eq!(engine.ack(b"emails", &[last], None), Ok(1));
+    let ticket = step(&mut engine);
+    block(store.committed(ticket)).unwrap();
+    assert!(store.is_committed(ticket));
+    assert_eq!(store.backlog(), 0);
+
+    let before = engine.snapshot();
+    let store = reopen(store, Fsync::Always);
+    let (restored, loaded) = load_engine(&store);
+    assert_eq!(restored.snapshot(), before);
+    assert_eq!(loaded.next_job, ids.peek_job());
+    assert_eq!(loaded.next_queue, ids.peek_queue());
+    assert!(before.1.iter().all(|j| j.id < loaded.next_job));
+    assert_eq!(loaded.next_job, last + 1, "the acked job had the highest id");
+    // Same pull order (priority, then FIFO) as before the restart.
+    assert_eq!(restored.peek(b"emails", 100), engine.peek(b"emails", 100));
+
+    let live: Vec<JobId> = before.1.iter().map(|j| j.id).collect();
+    let payloads = store.payloads(&live).unwrap();
+    for (id, payload) in live.iter().zip(&payloads) {
+        let expected = if *id == pushed[5] + 1 {
+            "monthly".to_string()
+        } else {
+            format!("mail {}", id - 1)
+        };
+        assert_eq!(
+            payload.as_deref(),
+            Some(expected.as_bytes()),
+            "payload of job {id}"
+        );
+    }
+    assert_eq!(
+        store.last_error(failed).unwrap().as_deref(),
+        Some(&b"smtp timeout"[..])
+    );
+    assert_eq!(
+        store.last_error(pulled[2].id).unwrap().as_deref(),
+        Some(&b"bad address"[..])
+    );
+    // Deleted jobs take their payload and error with them.
+    assert_eq!(
+        store.payloads(&[pulled[0].id, pulled[3].id, last]).unwrap(),
+        vec![None, None, None]
+    );
+    assert_eq!(store.last_error(pulled[3].id).unwrap(), None);
+}
+
+#[test]
+fn another_format_version_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(dir.path(), Fsync::Always)).unwrap();
+    submit_and_wait(
+        &store,
+        &mut vec![Change::PutQueue(queue_record(1)), put_job(1, 1, "x")],
+    );
+    store.shutdown().unwrap();
+    let mut txn = store.env.write_txn().unwrap();
+    store
+        .dbs
+        .meta
+        .put(&mut txn, meta_key::FORMAT_VERSION, &2u32.to_be_bytes())
+        .unwrap();
+    txn.commit().unwrap();
+    drop(Arc::into_inner(store).unwrap());
+
+    for _ in 0..2 {
+        // Twice: the refusal must not have rewritten the version.
+        match Store::open(&config(dir.path(), Fsync::Always)) {
+            Err(
+                e @ StoreError::Format {
+                    found: 2,
+                    expected: 1,
+                    ..
+                },
+            ) => {
+                let message = e.to_string();
+                assert!(
+                    message.contains("has format version 2; this build reads version 1"),
+                    "{message}"
+                );
+                assert!(message.contains(&dir.path().display().to_string()), "{message}");
+            }
+            other => panic!("expected a format error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn data_without_a_version_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(dir.path(), Fsync::Always)).unwrap();
+    store.shutdown().unwrap();
+    let mut txn = store.env.write_txn().unwrap();
+    store.dbs.meta.delete(&mut txn, meta_key::FORMAT_VERSION).unwrap();
+    txn.commit().unwrap();
+    drop(Arc::into_inner(store).unwrap());
+    match Store::open(&config(dir.path(), Fsync::Always)) {
+        Err(StoreError::Corrupt(message)) => assert!(message.contains("without a Quern format version")),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_corrupt_record_fails_the_load_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(dir.path(), Fsync::Always)).unwrap();
+    submit_and_wait(
+        &store,
+        &mut vec![Change::PutQueue(queue_record(1)), put_job(41, 1, "x")],
+    );
+    store.shutdown().unwrap();
+    let mut bad = format::encode_job(&job_record(41, 1));
+    bad[5] = 0; // no state has the number 0
+    let mut txn = store.env.write_txn().unwrap();
+    store.dbs.jobs.put(&mut txn, &format::job_key(41), &bad).unwrap();
+    txn.commit().unwrap();
+    match store.load(|_| {}, |_| {}) {
+        Err(StoreError::Corrupt(message)) => assert!(message.contains("job 41"), "{message}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+
+    // A job whose queue is missing would trip the engine: refused too.
+    let mut txn = store.env.write_txn().unwrap();
+    store
+        .dbs
+        .jobs
+        .put(
+            &mut txn,
+            &format::job_key(41),
+            &format::encode_job(&job_record(41, 7)),
+        )
+        .unwrap();
+    txn.commit().unwrap();
+    match store.load(|_| {}, |_| {}) {
+        Err(StoreError::Corrupt(message)) => assert!(message.contains("queue 7"), "{message}"),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn concurrent_submitters_share_commits() {
+    const THREADS: u64 = 8;
+    const EACH: u64 = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(dir.path(), Fsync::Always)).unwrap();
+    submit_and_wait(&store, &mut vec![Change::PutQueue(queue_record(1))]);
+    let start = Arc::new(Barrier::new(THREADS as usize));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let store = Arc::clone(&store);
+            let start = Arc::clone(&start);
+            thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                start.wait();
+                for i in 0..EACH {
+                    let id = 1 + t * EACH + i;
+                    let mut changes = vec![put_job(id, 1, &format!("job {id}"))];
+                    let ticket = store.submit(&mut changes);
+                    assert!(changes.is_empty(), "submit drains its input");
+                    runtime.block_on(store.committed(ticket)).unwrap();
+                    assert!(store.is_committed(ticket));
+                    // Committed means readable.
+                    let payload = store.payloads(&[id]).unwrap().pop().flatten();
+                    assert_eq!(payload, Some(Bytes::from(format!("job {id}"))));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let stats = store.stats();
+    let submissions = THREADS * EACH + 1;
+    assert_eq!(stats.changes, submissions);
+    assert!(stats.commits < submissions, "no commit was shared: {stats:?}");
+    assert!(stats.fsyncs >= stats.commits);
+    assert_eq!(stats.pending, 0);
+    assert!(stats.used_bytes > 0 && stats.used_bytes < stats.map_size);
+    assert_eq!(stats.last_error, None);
+
+    let mut jobs = 0;
+    let loaded = store.load(|_| {}, |_| jobs += 1).unwrap();
+    assert_eq!(jobs, THREADS * EACH);
+    assert_eq!(loaded.next_job, THREADS * EACH + 1);
+    assert_eq!(loaded.next_queue, 2);
+}
+
+#[test]
+fn payloads_and_errors_are_readable_before_and_after_the_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(dir.path(), Fsync::EverySec)).unwrap();
+    submit_and_wait(&store, &mut vec![Change::PutQueue(queue_record(1))]);
+
+    // Keep the writer from committing while we look.
+    let hold = store.shared.hold.lock().unwrap_or_else(PoisonError::into_inner);
+    let ticket = store.submit(&mut vec![
+        put_job(1, 1, "one"),
+        put_job(2, 1, "two"),
+        Change::SetError {
+            id: 1,
+            error: Bytes::from_static(b"first"),
+        },
+        Change::SetError {
+            id: 1,
+            error: Bytes::from_static(b"second"),
+        },
+    ]);
+    let empty = store.submit(&mut Vec::new());
+    assert_eq!(empty, ticket, "nothing to submit waits for what is pending");
+    assert_eq!(
+        store.payloads(&[2, 99, 1]).unwrap(),
+        vec![
+            Some(Bytes::from_static(b"two")),
+            None,
+            Some(Bytes::from_static(b"one"))
+        ]
+    );
+    assert_eq!(store.last_error(1).unwrap(), Some(Bytes::from_static(b"second")));
+    assert!(!store.is_committed(ticket), "the reads came from memory");
+    assert!(store.backlog() >= 4);
+    drop(hold);
+
+    block(store.committed(ticket)).unwrap();
+    assert!(
+        store.shared.lock().unsynced.is_empty(),
+        "committed entries leave the overlay"
+    );
+    assert_eq!(
+        store.payloads(&[1, 2, 3]).unwrap(),
+        vec![
+            Some(Bytes::from_static(b"one")),
+            Some(Bytes::from_static(b"two")),
+            None
+        ]
+    );
+    assert_eq!(
+        store.last_errors(&[1, 2]).unwrap(),
+        vec![Some(Bytes::from_static(b"second")), None]
+    );
+
+    // A deletion hides the stored payload at once, before its commit.
+    let hold = store.shared.hold.lock().unwrap_or_else(PoisonError::into_inner);
+    let ticket = store.submit(&mut vec![Change::DeleteJob(1)]);
+    assert_eq!(store.payloads(&[1]).unwrap(), vec![None]);
+    assert_eq!(store.last_error(1).unwrap(), None);
+    assert!(!store.is_committed(ticket));
+    drop(hold);
+    block(store.committed(ticket)).unwrap();
+    assert_eq!(
+        store.payloads(&[1, 2]).unwrap(),
+        vec![None, Some(Bytes::from_static(b"two"))]
+    );
+    assert_eq!(store.payloads(&[]).unwrap(), Vec::<Option<Bytes>>::new());
+    let empty = store.submit(&mut Vec::new());
+    assert!(
+        store.is_committed(empty),
+        "with nothing pending, the last batch is returned"
+    );
+}
+
+#[test]
+fn shutdown_commits_everything_then_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(dir.path(), Fsync::No)).unwrap();
+    let ticket = store.submit(&mut vec![
+        Change::PutQueue(queue_record(1)),
+        put_job(1, 1, "kept"),
+    ]);
+    store.shutdown().unwrap();
+    assert!(store.is_committed(ticket), "shutdown commits what was submitted");
+    assert!(store.stats().fsyncs >= 1, "shutdown syncs even with fsync no");
+    store.shutdown().unwrap();
+
+    let mut late = vec![put_job(2, 1, "dropped")];
+    let ticket = store.submit(&mut late);
+    assert!(late.is_empty());
+    assert!(!store.is_committed(ticket));
+    assert!(matches!(block(store.committed(ticket)), Err(StoreError::Closed)));
+    // Reads still work until the last handle goes.
+    assert_eq!(
+        store.payloads(&[1, 2]).unwrap(),
+        vec![Some(Bytes::from_static(b"kept")), None]
+    );
+
+    let store = reopen(store, Fsync::No);
+    let mut jobs = Vec::new();
+    store.load(|_| {}, |j| jobs.push(j.id)).unwrap();
+    assert_eq!(jobs, vec![1]);
+}
+
+#[test]
+fn everysec_syncs_an_idle_commit_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(dir.path(), Fsync::EverySec)).unwrap();
+    // Quick commits, then nothing: the writer is idle, yet the commits
+    // reach the disk within about a second, and not one sync per commit.
+    for id in 1..=20 {
+        submit_and_wait(&store, &mut vec![Change::PutQueue(queue_record(id))]);
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while store.stats().fsyncs == 0 {
+        assert!(Instant::now() < deadline, "no sync: {:?}", store.stats());
+        thread::sleep(Duration::from_millis(20));
+    }
+    // Nothing more to sync: no more syncs.
+    thread::sleep(Duration::from_millis(1_300));
+    let stats = store.stats();
+    assert_eq!(stats.commits, 20);
+    assert!(stats.fsyncs <= 3, "{stats:?}");
+}
+
+#[test]
+fn a_failing_commit_is_kept_retried_and_never_reported_committed() {
+    let dir = tempfile::tempdir().unwrap();
+    // A map too small for the payload: every commit fails with MAP_FULL.
+    let store = Store::open(&StoreConfig {
+        map_size: 256 << 10,
+        ..config(dir.path(), Fsync::Always)
+    })
+    .unwrap();
+    let big = Bytes::from(vec![7u8; 1 << 20]);
+    let ticket = store.submit(&mut vec![
+        Change::PutQueue(queue_record(1)),
+        Change::PutJob {
+            record: job_record(1, 1),
+            payload: Some(big.clone()),
+        },
+    ]);
+    thread::sleep(Duration::from_millis(400));
+    let stats = store.stats();
+    assert!(!store.is_committed(ticket));
+    assert_eq!(stats.commits, 0);
+    assert_eq!(stats.pending, 2);
+    let error = stats.last_error.expect("the failure is reported");
+    assert!(error.contains("MDB_MAP_FULL") || error.contains("map"), "{error}");
+    // Still readable from memory, since nothing was dropped.
+    assert_eq!(store.payloads(&[1]).unwrap(), vec![Some(big)]);
+
+    // Shutdown gives up after a few quick retries instead of hanging.
+    let started = Instant::now();
+    assert!(store.shutdown().is_err());
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(matches!(block(store.committed(ticket)), Err(StoreError::Closed)));
+}
+
+#[test]
+fn fsync_names_parse_both_ways() {
+    for f in [Fsync::Always, Fsync::EverySec, Fsync::No] {
+        assert_eq!(f.name().parse::<Fsync>(), Ok(f));
+        assert_eq!(f.name().to_uppercase().parse::<Fsync>(), Ok(f));
+        assert_eq!(f.to_string(), f.name());
+    }
+    assert!("sometimes"
+        .parse::<Fsync>()
+        .unwrap_err()
+        .contains("always, everysec or no"));
+    assert_eq!(StoreConfig::default().fsync, Fsync::Always);
+    assert_eq!(StoreConfig::new("x").map_size, crate::DEFAULT_MAP_SIZE);
+}
+
+#[test]
+fn the_default_map_size_opens_and_the_handle_is_shareable() {
+    fn shareable<T: Send + Sync + std::fmt::Debug>(_: &T) {}
+    fn sendable<T: Send>(_: &T) {}
+    let dir = tempfile::tempdir().unwrap();
+    // A missing directory is created.
+    let store = Store::open(&StoreConfig::new(dir.path().join("nested/data"))).unwrap();
+    shareable(&*store);
+    sendable(&store.committed(1));
+    let stats: StoreStats = store.stats();
+    assert_eq!(stats.map_size, 1 << 40);
+    assert!(format!("{store:?}").contains("Store"));
+    assert_eq!(store.fsync(), Fsync::Always);
+    assert!(store.dir().ends_with("nested/data"));
+    let loaded = store
+        .load(|_| panic!("no queues"), |_| panic!("no jobs"))
+        .unwrap();
+    assert_eq!((loaded.next_job, loaded.next_queue), (1, 1));
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _store = Store::open(&config(dir.path(), Fsync::Always)).unwrap();
+    let error = Store::open(&config(dir.path(), Fsync::Always)).unwrap_err();
+    assert!(
+        matches!(error, StoreError::Lmdb(heed::Error::EnvAlreadyOpened)),
+        "{error}"
+    );
+}
