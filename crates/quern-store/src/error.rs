@@ -29,6 +29,8 @@ pub enum StoreError {
         /// The only version this build reads.
         expected: u32,
     },
+    /// Another process (another quern) has this data directory open.
+    InUse(PathBuf),
     /// A stored record cannot be decoded; the message names it.
     Corrupt(String),
     /// The store has shut down (or its writer stopped) before the work was
@@ -44,6 +46,11 @@ impl fmt::Display for StoreError {
             StoreError::Format { dir, found, expected } => write!(
                 f,
                 "data in {} has format version {found}; this build reads version {expected}",
+                dir.display()
+            ),
+            StoreError::InUse(dir) => write!(
+                f,
+                "{} is in use by another process (another quern holds its lock)",
                 dir.display()
             ),
             StoreError::Corrupt(what) => write!(f, "corrupt data: {what}"),

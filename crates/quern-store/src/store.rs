@@ -191,6 +191,10 @@ pub struct Store {
     pub(crate) shared: Arc<Shared>,
     /// The writer thread, until shutdown joins it.
     writer: Mutex<Option<JoinHandle<Result<(), StoreError>>>>,
+    /// `quern.lock` in the data directory, locked for the store's life so
+    /// that a second server cannot open the same data (its ids would
+    /// collide with ours). The OS releases it if the process dies.
+    _lock: std::fs::File,
 }
 
 /// State shared by the handle and the writer thread.
@@ -311,6 +315,25 @@ enum Which {
     Error,
 }
 
+/// Takes the data directory's lock file, or says who holds it.
+fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| StoreError::Io { path: path.clone(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::InUse(dir.to_path_buf())),
+        Err(std::fs::TryLockError::Error(source)) => Err(StoreError::Io { path, source }),
+    }
+}
+
+/// The lock file's name inside the data directory.
+pub const LOCK_FILE: &str = "quern.lock";
+
 impl Store {
     /// Opens (or creates) the store in `config.dir` and starts its writer
     /// thread, `quern-store`.
@@ -324,6 +347,7 @@ impl Store {
             path: dir.clone(),
             source,
         })?;
+        let lock = lock_dir(&dir)?;
         let map_size = config
             .map_size
             .max(1)
@@ -367,6 +391,7 @@ impl Store {
             page_size,
             shared,
             writer: Mutex::new(Some(handle)),
+            _lock: lock,
         }))
     }
 

@@ -385,7 +385,7 @@ mod tests {
             assert!(names.insert(c.name), "{} twice", c.name);
             assert_eq!(c.name, c.name.to_lowercase());
             assert!(!c.summary.is_empty(), "{} has no summary", c.name);
-            if c.name.starts_with('q') {
+            if c.group == "queue" {
                 assert!(
                     matches!(c.keys, Keys::At(1) | Keys::Counted(1)) || c.name == "qscan" || c.name == "qdlq",
                     "{}: the queue comes first",
