@@ -70,6 +70,9 @@ static HELP: Command = Command {
     ..Command::BASE
 };
 
+/// Checks a value for a setting, and stores it when the flag is set.
+type Setter = fn(&Server, &[u8], bool) -> Result<(), String>;
+
 /// One setting: how to read it and, if it may change while the server
 /// runs, how to change it.
 struct Setting {
@@ -77,7 +80,7 @@ struct Setting {
     get: fn(&Server) -> String,
     /// Checks a value, and stores it when the flag is set. CONFIG SET
     /// checks every pair before storing any.
-    set: Option<fn(&Server, &[u8], bool) -> Result<(), String>>,
+    set: Option<Setter>,
 }
 
 /// Every setting CONFIG knows, with the names Redis tools look for.
@@ -158,7 +161,7 @@ fn get(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
 
 fn set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     let words = args.rest();
-    if words.len() % 2 != 0 {
+    if !words.len().is_multiple_of(2) {
         return Err(CmdError::WrongArity("config|set".into()));
     }
     // Check every pair before changing any, so a bad one changes nothing.

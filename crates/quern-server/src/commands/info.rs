@@ -25,8 +25,11 @@ pub static COMMAND: Command = Command {
     ..Command::BASE
 };
 
+/// Appends one section's lines.
+type Section = fn(&Server, &mut String);
+
 /// The sections, in the order they are printed.
-const SECTIONS: &[(&str, fn(&Server, &mut String))] = &[
+const SECTIONS: &[(&str, Section)] = &[
     ("server", server),
     ("clients", clients),
     ("memory", memory),

@@ -309,10 +309,11 @@ fn dispatch(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Result<Outcome, CmdError> {
     };
     ctx.session.handle.touch(command.name);
     ctx.server.stats.count_command();
+    // Redis's order: unknown command, then arity, then authentication.
+    check_arity(command, argv.len())?;
     if !ctx.session.authed && !command.no_auth() {
         return Err(CmdError::NoAuth);
     }
-    check_arity(command, argv.len())?;
     // A container alone (bare COMMAND) runs its own entry.
     if command.subcommands.is_empty() || argv.len() == 1 {
         return (command.run)(ctx, &mut Args::new(argv, 1));
