@@ -230,6 +230,9 @@ fn kill(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
         };
     }
     let (mut id, mut addr, mut laddr, mut skip_me) = (None, None, None, true);
+    // Every client here is a normal one of the default user; a filter
+    // for another type or user matches none.
+    let (mut other_kind, mut max_age) = (false, None);
     while let Some(opt) = args.next_arg() {
         let value = args.bytes()?;
         match keyword(&opt).as_slice() {
@@ -243,14 +246,27 @@ fn kill(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
                     _ => return Err(CmdError::Syntax),
                 }
             }
-            b"TYPE" | b"USER" | b"MAXAGE" => {}
+            b"TYPE" => match keyword(&value).as_slice() {
+                b"NORMAL" => {}
+                b"MASTER" | b"REPLICA" | b"SLAVE" | b"PUBSUB" => other_kind = true,
+                _ => {
+                    return Err(CmdError::Invalid(format!(
+                        "Unknown client type '{}'",
+                        String::from_utf8_lossy(&value)
+                    )))
+                }
+            },
+            b"USER" => other_kind |= value.as_ref() != b"default",
+            b"MAXAGE" => max_age = Some(number::<u64>(&value)?),
             _ => return Err(CmdError::Syntax),
         }
     }
     let me = ctx.session.handle.id;
     let mut killed = 0;
     for client in ctx.server.clients.all() {
-        let matched = id.is_none_or(|id| id == client.id)
+        let matched = !other_kind
+            && max_age.is_none_or(|age| client.connected.elapsed().as_secs() >= age)
+            && id.is_none_or(|id| id == client.id)
             && addr.as_deref().is_none_or(|a| client.addr.to_string().as_bytes() == a)
             && laddr.as_deref().is_none_or(|a| client.laddr.to_string().as_bytes() == a)
             && !(skip_me && client.id == me);

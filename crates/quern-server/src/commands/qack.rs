@@ -39,8 +39,13 @@ fn parse(args: &mut Args) -> Result<QAck, CmdError> {
     let mut ids = Vec::with_capacity(args.remaining().min(64));
     let mut attempt = None;
     while let Some(arg) = args.next_arg() {
-        if keyword(&arg) == b"ATTEMPT" {
+        let word = keyword(&arg);
+        if word == b"ATTEMPT" {
             attempt = Some(args.number()?);
+        } else if word == b"RESULT" {
+            return Err(CmdError::Invalid(
+                "option 'RESULT' is not supported by this server version".into(),
+            ));
         } else {
             ids.push(number(&arg)?);
         }

@@ -1,5 +1,6 @@
 //! `QDEL queue` → integer: jobs deleted with the whole queue, in every
-//! state (active ones too: their workers get -NOJOB on ack).
+//! state. Active ones too: their workers' QACK then counts 0, and QFAIL
+//! or QTOUCH answer -NOJOB.
 
 use super::{after_commit, Arg, Args, Command, Ctx, Keys, Outcome};
 use crate::error::CmdError;

@@ -20,7 +20,7 @@ pub static COMMAND: Command = Command {
     keys: Keys::None,
     summary: "Inspects and empties a queue's dead-letter queue.",
     group: "queue",
-    subcommands: &[&LIST, &LEN, &REQUEUE, &PURGE],
+    subcommands: &[&LIST, &LEN, &REQUEUE, &PURGE, &HELP],
     ..Command::BASE
 };
 
@@ -79,6 +79,27 @@ static PURGE: Command = Command {
     group: "queue",
     args: &[Arg::key("queue"), Arg::integer("id").multiple().optional()],
     run: purge,
+    ..Command::BASE
+};
+
+static HELP: Command = Command {
+    name: "qdlq|help",
+    arity: 2,
+    flags: &["loading", "stale"],
+    acl: &["@slow"],
+    summary: "Lists the QDLQ subcommands.",
+    group: "queue",
+    run: |_, _| {
+        let lines = [
+            "QDLQ <subcommand> <queue> [<arg> ...]. Subcommands are:",
+            "LIST <queue> [COUNT <n>]",
+            "LEN <queue>",
+            "REQUEUE <queue> <id> [<id> ...] | ALL",
+            "PURGE <queue> [<id> ...]",
+            "HELP",
+        ];
+        Ok(Reply::Array(lines.iter().map(|l| Reply::bulk(*l)).collect()).into())
+    },
     ..Command::BASE
 };
 

@@ -1,6 +1,8 @@
-//! `QPEEK queue [COUNT n]` → the next jobs QPULL would hand out, as QPULL
-//! shows them (with the attempt each would get), without leasing them;
-//! an empty array when none is waiting. COUNT defaults to 1.
+//! `QPEEK queue [COUNT n]` → the waiting jobs in the order QPULL hands
+//! them out, as QPULL shows them (with the attempt each would get),
+//! without leasing them; an empty array when none is waiting. A paused
+//! queue is shown too, so an operator can see what waits. COUNT defaults
+//! to 1.
 
 use super::args::keyword;
 use super::jobs::jobs_reply;

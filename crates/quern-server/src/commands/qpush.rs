@@ -60,7 +60,7 @@ pub fn parse_options(args: &mut Args, now: u64) -> Result<PushOptions, CmdError>
             b"LEASE" => spec.lease_ms = args.number_in("LEASE", 1, u32::MAX)?,
             kw @ (b"DELAY" | b"AT") => {
                 if timed {
-                    return Err(CmdError::Invalid("DELAY and AT are exclusive".into()));
+                    return Err(CmdError::Invalid("give one DELAY or one AT, not both or twice".into()));
                 }
                 timed = true;
                 ready_at = Some(if kw == b"DELAY" {
