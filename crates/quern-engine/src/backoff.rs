@@ -44,7 +44,10 @@ mod tests {
             let expected = 1000u64 << (retry - 1);
             for id in 1..200 {
                 let d = retry_delay(1000, retry, id);
-                assert!(d >= expected * 9 / 10 && d <= expected * 11 / 10, "{d} vs {expected}");
+                assert!(
+                    d >= expected * 9 / 10 && d <= expected * 11 / 10,
+                    "{d} vs {expected}"
+                );
             }
         }
     }
@@ -59,8 +62,7 @@ mod tests {
 
     #[test]
     fn jitter_differs_between_jobs() {
-        let delays: std::collections::HashSet<u64> =
-            (1..50).map(|id| retry_delay(1000, 1, id)).collect();
+        let delays: std::collections::HashSet<u64> = (1..50).map(|id| retry_delay(1000, 1, id)).collect();
         assert!(delays.len() > 10);
     }
 }

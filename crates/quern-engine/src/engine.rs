@@ -63,7 +63,8 @@ impl Ids {
     /// Makes sure ids already on disk are never handed out again.
     pub fn observe(&self, job: JobId, queue: QueueId) {
         self.next_job.fetch_max(job.saturating_add(1), Ordering::Relaxed);
-        self.next_queue.fetch_max(queue.saturating_add(1), Ordering::Relaxed);
+        self.next_queue
+            .fetch_max(queue.saturating_add(1), Ordering::Relaxed);
     }
 
     fn reserve_jobs(&self, n: u64) -> Result<JobId, EngineError> {
@@ -261,7 +262,11 @@ impl Engine {
                 deadline: due.unwrap_or(0),
                 queue: qid,
                 attempt: 0,
-                state: if due.is_some() { State::Delayed } else { State::Waiting },
+                state: if due.is_some() {
+                    State::Delayed
+                } else {
+                    State::Waiting
+                },
             };
             let q = self.queue_mut(qid);
             q.counters.pushed += 1;
@@ -365,7 +370,13 @@ impl Engine {
     }
 
     /// QFAIL: ends the job's attempt; returns its new state.
-    pub fn fail(&mut self, queue: &[u8], id: JobId, opts: &FailOptions, now: Millis) -> Result<State, EngineError> {
+    pub fn fail(
+        &mut self,
+        queue: &[u8],
+        id: JobId,
+        opts: &FailOptions,
+        now: Millis,
+    ) -> Result<State, EngineError> {
         let qid = self.by_name.get(queue).copied().ok_or(EngineError::NoJob(id))?;
         let job = self.check_active(qid, id, opts.attempt)?;
         if let Some(error) = &opts.error {
@@ -721,7 +732,15 @@ impl Engine {
     /// Counts a failed attempt and says where the job goes: dead when no
     /// retries are left (or `fatal`), else delayed by `retry_in` or the
     /// backoff.
-    fn count_failure(&mut self, qid: QueueId, id: JobId, job: &Job, retry_in: Option<u64>, now: Millis, fatal: bool) -> Target {
+    fn count_failure(
+        &mut self,
+        qid: QueueId,
+        id: JobId,
+        job: &Job,
+        retry_in: Option<u64>,
+        now: Millis,
+        fatal: bool,
+    ) -> Target {
         let q = self.queue_mut(qid);
         q.counters.failed += 1;
         q.dirty = true;

@@ -46,6 +46,8 @@ mod types;
 
 pub use backoff::{retry_delay, MAX_BACKOFF_MS};
 pub use engine::{
-    Delivery, Engine, EngineError, FailMode, FailOptions, Ids, PushOptions, Pulled, QueueStats, WaiterToken,
+    Delivery, Engine, EngineError, FailMode, FailOptions, Ids, Pulled, PushOptions, QueueStats, WaiterToken,
 };
-pub use types::{Change, Counters, JobId, JobRecord, JobSpec, Millis, QueueId, QueueRecord, State, MAX_JOB_ID};
+pub use types::{
+    Change, Counters, JobId, JobRecord, JobSpec, Millis, QueueId, QueueRecord, State, MAX_JOB_ID,
+};

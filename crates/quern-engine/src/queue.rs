@@ -79,7 +79,10 @@ impl Queue {
 
     /// The next job to hand out: highest priority, then lowest id.
     pub fn ready_first(&self) -> Option<JobId> {
-        self.ready.values().next().and_then(|level| level.front().copied())
+        self.ready
+            .values()
+            .next()
+            .and_then(|level| level.front().copied())
     }
 
     pub fn ready_remove(&mut self, priority: i64, id: JobId) -> bool {
@@ -103,9 +106,12 @@ impl Queue {
 
     /// The lowest id among waiting jobs: the one pushed first.
     pub fn oldest_ready(&self) -> Option<JobId> {
-        self.ready.values().filter_map(|level| level.front()).min().copied()
+        self.ready
+            .values()
+            .filter_map(|level| level.front())
+            .min()
+            .copied()
     }
-
 }
 
 #[cfg(test)]

@@ -9,25 +9,70 @@ use std::sync::Arc;
 use bytes::Bytes;
 use proptest::prelude::*;
 use quern_engine::{
-    retry_delay, Counters, Engine, EngineError, FailMode, FailOptions, Ids, JobSpec, PushOptions, Pulled, State,
+    retry_delay, Counters, Engine, EngineError, FailMode, FailOptions, Ids, JobSpec, Pulled, PushOptions,
+    State,
 };
 
 const QUEUES: [&str; 3] = ["a", "b", "c"];
 
 #[derive(Clone, Debug)]
 enum Op {
-    Push { q: usize, priority: i64, delay: Option<u64>, retries: u32, backoff: u32, lease: u32 },
-    Pull { q: usize, count: u32, lease: Option<u32> },
-    Ack { q: usize, pick: usize, attempt: Option<u32> },
-    Fail { q: usize, pick: usize, mode: u8, retry_in: Option<u64>, attempt: Option<u32> },
-    Touch { q: usize, pick: usize, lease: Option<u32> },
-    Cancel { q: usize, pick: usize },
-    Pause { q: usize },
-    Resume { q: usize },
-    Requeue { q: usize, all: bool, pick: usize },
-    Purge { q: usize, all: bool, pick: usize },
-    Delete { q: usize },
-    Advance { ms: u64 },
+    Push {
+        q: usize,
+        priority: i64,
+        delay: Option<u64>,
+        retries: u32,
+        backoff: u32,
+        lease: u32,
+    },
+    Pull {
+        q: usize,
+        count: u32,
+        lease: Option<u32>,
+    },
+    Ack {
+        q: usize,
+        pick: usize,
+        attempt: Option<u32>,
+    },
+    Fail {
+        q: usize,
+        pick: usize,
+        mode: u8,
+        retry_in: Option<u64>,
+        attempt: Option<u32>,
+    },
+    Touch {
+        q: usize,
+        pick: usize,
+        lease: Option<u32>,
+    },
+    Cancel {
+        q: usize,
+        pick: usize,
+    },
+    Pause {
+        q: usize,
+    },
+    Resume {
+        q: usize,
+    },
+    Requeue {
+        q: usize,
+        all: bool,
+        pick: usize,
+    },
+    Purge {
+        q: usize,
+        all: bool,
+        pick: usize,
+    },
+    Delete {
+        q: usize,
+    },
+    Advance {
+        ms: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -75,7 +120,11 @@ struct Model {
 
 impl Model {
     fn ids_in(&self, q: &str) -> Vec<u64> {
-        self.jobs.iter().filter(|(_, j)| j.queue == q).map(|(&id, _)| id).collect()
+        self.jobs
+            .iter()
+            .filter(|(_, j)| j.queue == q)
+            .map(|(&id, _)| id)
+            .collect()
     }
 
     /// Picks an id of queue `q` (or a made-up one) from a random index.
@@ -99,7 +148,17 @@ impl Model {
             Some(d) if d > 0 => (State::Delayed, now + d),
             _ => (State::Waiting, 0),
         };
-        self.jobs.insert(id, MJob { queue: q, state, spec, attempt: 0, created_at: now, deadline });
+        self.jobs.insert(
+            id,
+            MJob {
+                queue: q,
+                state,
+                spec,
+                attempt: 0,
+                created_at: now,
+                deadline,
+            },
+        );
         id
     }
 
@@ -122,13 +181,20 @@ impl Model {
                 j.attempt += 1;
                 j.state = State::Active;
                 j.deadline = now + u64::from(lease.unwrap_or(j.spec.lease_ms));
-                Pulled { id, attempt: j.attempt }
+                Pulled {
+                    id,
+                    attempt: j.attempt,
+                }
             })
             .collect()
     }
 
     fn active(&self, q: &str, id: u64, attempt: Option<u32>) -> Result<MJob, EngineError> {
-        let j = self.jobs.get(&id).filter(|j| j.queue == q).ok_or(EngineError::NoJob(id))?;
+        let j = self
+            .jobs
+            .get(&id)
+            .filter(|j| j.queue == q)
+            .ok_or(EngineError::NoJob(id))?;
         match (j.state, attempt) {
             (State::Active, Some(a)) if a != j.attempt => Err(EngineError::LeaseLost(id)),
             (State::Active, _) => Ok(j.clone()),
@@ -150,7 +216,11 @@ impl Model {
             return State::Dead;
         }
         let wait = wait.unwrap_or_else(|| retry_delay(j.spec.backoff_ms, j.attempt, id));
-        (j.state, j.deadline) = if wait == 0 { (State::Waiting, 0) } else { (State::Delayed, now + wait) };
+        (j.state, j.deadline) = if wait == 0 {
+            (State::Waiting, 0)
+        } else {
+            (State::Delayed, now + wait)
+        };
         let (state, q) = (j.state, j.queue);
         self.counters(q).retried += 1;
         state
@@ -178,37 +248,97 @@ impl Model {
 
 fn check_same(engine: &Engine, model: &Model) {
     let (queues, jobs) = engine.snapshot();
-    let names: BTreeMap<u32, &str> = queues.iter().map(|q| (q.id, QUEUES.iter().find(|n| n.as_bytes() == q.name).copied().expect("known name"))).collect();
-    let got_queues: BTreeMap<&str, MQueue> =
-        queues.iter().map(|q| (names[&q.id], MQueue { paused: q.paused, counters: q.counters })).collect();
+    let names: BTreeMap<u32, &str> = queues
+        .iter()
+        .map(|q| {
+            (
+                q.id,
+                QUEUES
+                    .iter()
+                    .find(|n| n.as_bytes() == q.name)
+                    .copied()
+                    .expect("known name"),
+            )
+        })
+        .collect();
+    let got_queues: BTreeMap<&str, MQueue> = queues
+        .iter()
+        .map(|q| {
+            (
+                names[&q.id],
+                MQueue {
+                    paused: q.paused,
+                    counters: q.counters,
+                },
+            )
+        })
+        .collect();
     let want_queues: BTreeMap<&str, MQueue> = model.queues.iter().map(|(k, v)| (*k, v.clone())).collect();
     assert_eq!(got_queues, want_queues);
     let got_jobs: BTreeMap<u64, MJob> = jobs
         .iter()
         .map(|j| {
-            (j.id, MJob { queue: names[&j.queue], state: j.state, spec: j.spec, attempt: j.attempt, created_at: j.created_at, deadline: j.deadline })
+            (
+                j.id,
+                MJob {
+                    queue: names[&j.queue],
+                    state: j.state,
+                    spec: j.spec,
+                    attempt: j.attempt,
+                    created_at: j.created_at,
+                    deadline: j.deadline,
+                },
+            )
         })
         .collect();
     assert_eq!(got_jobs, model.jobs);
     for q in QUEUES {
-        let waiting = model.jobs.values().filter(|j| j.queue == q && j.state == State::Waiting).count() as u64;
+        let waiting = model
+            .jobs
+            .values()
+            .filter(|j| j.queue == q && j.state == State::Waiting)
+            .count() as u64;
         assert_eq!(engine.len(q.as_bytes()), waiting, "QLEN {q}");
-        let dead = model.jobs.values().filter(|j| j.queue == q && j.state == State::Dead).count() as u64;
+        let dead = model
+            .jobs
+            .values()
+            .filter(|j| j.queue == q && j.state == State::Dead)
+            .count() as u64;
         assert_eq!(engine.dead_len(q.as_bytes()), dead, "QDLQ LEN {q}");
     }
 }
 
 fn run(ops: Vec<Op>) {
     let mut engine = Engine::new(Arc::new(Ids::default()));
-    let mut model = Model { next_id: 1, ..Model::default() };
+    let mut model = Model {
+        next_id: 1,
+        ..Model::default()
+    };
     let mut now = 1_000_000u64;
     let payload = Bytes::from_static(b"p");
     for op in ops {
         match op {
-            Op::Push { q, priority, delay, retries, backoff, lease } => {
-                let spec = JobSpec { priority, retries, backoff_ms: backoff, lease_ms: lease };
-                let opts = PushOptions { spec, ready_at: delay.map(|d| now + d) };
-                let id = engine.push(QUEUES[q].as_bytes(), payload.clone(), &opts, now).unwrap();
+            Op::Push {
+                q,
+                priority,
+                delay,
+                retries,
+                backoff,
+                lease,
+            } => {
+                let spec = JobSpec {
+                    priority,
+                    retries,
+                    backoff_ms: backoff,
+                    lease_ms: lease,
+                };
+                let opts = PushOptions {
+                    spec,
+                    ready_at: delay.map(|d| now + d),
+                };
+                let id = engine
+                    .push(QUEUES[q].as_bytes(), payload.clone(), &opts, now)
+                    .unwrap();
                 assert_eq!(id, model.push(QUEUES[q], spec, delay, now));
             }
             Op::Pull { q, count, lease } => {
@@ -227,7 +357,13 @@ fn run(ops: Vec<Op>) {
                 };
                 assert_eq!(engine.ack(QUEUES[q].as_bytes(), &[id], attempt), want, "ack {id}");
             }
-            Op::Fail { q, pick, mode, retry_in, attempt } => {
+            Op::Fail {
+                q,
+                pick,
+                mode,
+                retry_in,
+                attempt,
+            } => {
                 let id = model.pick(QUEUES[q], pick);
                 let mode = [FailMode::Retry, FailMode::Fatal, FailMode::Silent][mode as usize];
                 let want = model.active(QUEUES[q], id, attempt).map(|_| match mode {
@@ -243,8 +379,17 @@ fn run(ops: Vec<Op>) {
                     FailMode::Fatal => model.failed(id, Some(0), true, now),
                     FailMode::Retry => model.failed(id, retry_in, false, now),
                 });
-                let opts = FailOptions { error: None, retry_in, mode, attempt };
-                assert_eq!(engine.fail(QUEUES[q].as_bytes(), id, &opts, now), want, "fail {id}");
+                let opts = FailOptions {
+                    error: None,
+                    retry_in,
+                    mode,
+                    attempt,
+                };
+                assert_eq!(
+                    engine.fail(QUEUES[q].as_bytes(), id, &opts, now),
+                    want,
+                    "fail {id}"
+                );
             }
             Op::Touch { q, pick, lease } => {
                 let id = model.pick(QUEUES[q], pick);
@@ -253,14 +398,17 @@ fn run(ops: Vec<Op>) {
                     model.jobs.get_mut(&id).expect("job").deadline = now + ms;
                     ms
                 });
-                assert_eq!(engine.touch(QUEUES[q].as_bytes(), id, lease, None, now), want, "touch {id}");
+                assert_eq!(
+                    engine.touch(QUEUES[q].as_bytes(), id, lease, None, now),
+                    want,
+                    "touch {id}"
+                );
             }
             Op::Cancel { q, pick } => {
                 let id = model.pick(QUEUES[q], pick);
-                let cancellable = model
-                    .jobs
-                    .get(&id)
-                    .is_some_and(|j| j.queue == QUEUES[q] && matches!(j.state, State::Waiting | State::Delayed));
+                let cancellable = model.jobs.get(&id).is_some_and(|j| {
+                    j.queue == QUEUES[q] && matches!(j.state, State::Waiting | State::Delayed)
+                });
                 if cancellable {
                     model.jobs.remove(&id);
                 }
@@ -295,7 +443,9 @@ fn run(ops: Vec<Op>) {
             Op::Purge { q, all, pick } => {
                 let id = model.pick(QUEUES[q], pick);
                 let before = model.jobs.len();
-                model.jobs.retain(|&jid, j| !(j.queue == QUEUES[q] && j.state == State::Dead && (all || jid == id)));
+                model.jobs.retain(|&jid, j| {
+                    !(j.queue == QUEUES[q] && j.state == State::Dead && (all || jid == id))
+                });
                 let ids = [id];
                 let got = engine.purge_dead(QUEUES[q].as_bytes(), (!all).then_some(&ids[..]));
                 assert_eq!(got, (before - model.jobs.len()) as u64, "purge");
@@ -304,7 +454,10 @@ fn run(ops: Vec<Op>) {
                 let before = model.jobs.len();
                 model.jobs.retain(|_, j| j.queue != QUEUES[q]);
                 model.queues.remove(QUEUES[q]);
-                assert_eq!(engine.delete_queue(QUEUES[q].as_bytes()), (before - model.jobs.len()) as u64);
+                assert_eq!(
+                    engine.delete_queue(QUEUES[q].as_bytes()),
+                    (before - model.jobs.len()) as u64
+                );
             }
             Op::Advance { ms } => {
                 now += ms;
@@ -332,13 +485,31 @@ fn blocked_puller_is_served_first_come_first_served() {
     assert!(engine.pull_or_block(b"q", 2, Some(50), 8, 0).is_empty());
     let opts = PushOptions::default();
     let first = engine.push(b"q", Bytes::from_static(b"x"), &opts, 10).unwrap();
-    let second = engine.push_many(b"q", vec![Bytes::new(), Bytes::new()], &opts, 10).unwrap();
+    let second = engine
+        .push_many(b"q", vec![Bytes::new(), Bytes::new()], &opts, 10)
+        .unwrap();
     let deliveries = engine.take_deliveries();
     assert_eq!(deliveries.len(), 2);
-    assert_eq!((deliveries[0].token, deliveries[0].jobs.clone()), (7, vec![Pulled { id: first, attempt: 1 }]));
+    assert_eq!(
+        (deliveries[0].token, deliveries[0].jobs.clone()),
+        (
+            7,
+            vec![Pulled {
+                id: first,
+                attempt: 1
+            }]
+        )
+    );
     assert_eq!(deliveries[1].token, 8);
-    assert_eq!(deliveries[1].jobs.iter().map(|p| p.id).collect::<Vec<_>>(), vec![second, second + 1]);
-    assert_eq!(engine.job(b"q", second).unwrap().deadline, 60, "the puller's LEASE applies");
+    assert_eq!(
+        deliveries[1].jobs.iter().map(|p| p.id).collect::<Vec<_>>(),
+        vec![second, second + 1]
+    );
+    assert_eq!(
+        engine.job(b"q", second).unwrap().deadline,
+        60,
+        "the puller's LEASE applies"
+    );
     // Served pullers are gone: the next push waits.
     engine.push(b"q", Bytes::new(), &opts, 10).unwrap();
     assert!(engine.take_deliveries().is_empty());
@@ -350,13 +521,18 @@ fn released_jobs_go_back_unattempted_to_the_next_puller() {
     let mut engine = Engine::new(Arc::new(Ids::default()));
     engine.pull_or_block(b"q", 1, None, 1, 0);
     engine.pull_or_block(b"q", 1, None, 2, 0);
-    let id = engine.push(b"q", Bytes::new(), &PushOptions::default(), 0).unwrap();
+    let id = engine
+        .push(b"q", Bytes::new(), &PushOptions::default(), 0)
+        .unwrap();
     let first = engine.take_deliveries();
     assert_eq!(first[0].token, 1);
     // Puller 1 vanished: the job goes to puller 2 with attempt 1 again.
     engine.release(b"q", &first[0].jobs, 0);
     let second = engine.take_deliveries();
-    assert_eq!((second[0].token, second[0].jobs.clone()), (2, vec![Pulled { id, attempt: 1 }]));
+    assert_eq!(
+        (second[0].token, second[0].jobs.clone()),
+        (2, vec![Pulled { id, attempt: 1 }])
+    );
 }
 
 #[test]
@@ -364,7 +540,9 @@ fn paused_queue_keeps_its_pullers_waiting() {
     let mut engine = Engine::new(Arc::new(Ids::default()));
     engine.pause(b"q");
     engine.pull_or_block(b"q", 1, None, 1, 0);
-    engine.push(b"q", Bytes::new(), &PushOptions::default(), 0).unwrap();
+    engine
+        .push(b"q", Bytes::new(), &PushOptions::default(), 0)
+        .unwrap();
     assert!(engine.take_deliveries().is_empty());
     engine.resume(b"q", 0);
     assert_eq!(engine.take_deliveries().len(), 1);

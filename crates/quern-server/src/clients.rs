@@ -87,8 +87,16 @@ impl ClientHandle {
         let names = self.names().clone();
         let age = self.connected.elapsed();
         let idle_ms = (age.as_millis() as u64).saturating_sub(self.last_active_ms.load(Ordering::Relaxed));
-        let text = |b: &Option<Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
-        let flags = if self.blocked.load(Ordering::Relaxed) { "b" } else { "N" };
+        let text = |b: &Option<Bytes>| {
+            b.as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
+        let flags = if self.blocked.load(Ordering::Relaxed) {
+            "b"
+        } else {
+            "N"
+        };
         format!(
             "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db=0 sub=0 psub=0 ssub=0 \
              multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 \
@@ -100,7 +108,11 @@ impl ClientHandle {
             age.as_secs(),
             idle_ms / 1000,
             flags,
-            if names.last_command.is_empty() { "NULL" } else { names.last_command },
+            if names.last_command.is_empty() {
+                "NULL"
+            } else {
+                names.last_command
+            },
             self.resp.load(Ordering::Relaxed),
             text(&names.lib_name),
             text(&names.lib_ver),

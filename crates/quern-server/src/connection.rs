@@ -152,7 +152,9 @@ async fn block(
     socket_in: &mut tokio::net::tcp::OwnedReadHalf,
     input: &mut BytesMut,
 ) -> Option<Reply> {
-    let reply = |queue, jobs: Vec<_>| jobs_reply(server, &queue, &jobs).unwrap_or_else(|e| Reply::Error(e.to_string()));
+    let reply = |queue, jobs: Vec<_>| {
+        jobs_reply(server, &queue, &jobs).unwrap_or_else(|e| Reply::Error(e.to_string()))
+    };
     let mut pull = match BlockedPull::register(&server.shards, &server.waiters, &request) {
         Registered::Served(queue, jobs) => return Some(reply(queue, jobs)),
         Registered::Waiting(pull) => pull,

@@ -71,7 +71,11 @@ impl fmt::Display for CmdError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CmdError::UnknownCommand { name, args } => {
-                write!(f, "ERR unknown command '{}', with args beginning with: ", lossy(name))?;
+                write!(
+                    f,
+                    "ERR unknown command '{}', with args beginning with: ",
+                    lossy(name)
+                )?;
                 for arg in args {
                     write!(f, "'{}' ", lossy(arg))?;
                 }
@@ -138,11 +142,17 @@ mod tests {
             name: Bytes::from_static(b"foo"),
             args: vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")],
         };
-        assert_eq!(e.to_string(), "ERR unknown command 'foo', with args beginning with: 'a' 'b' ");
+        assert_eq!(
+            e.to_string(),
+            "ERR unknown command 'foo', with args beginning with: 'a' 'b' "
+        );
         let e = CmdError::UnknownCommand {
             name: Bytes::from_static(b"foo"),
             args: vec![],
         };
-        assert_eq!(e.to_string(), "ERR unknown command 'foo', with args beginning with: ");
+        assert_eq!(
+            e.to_string(),
+            "ERR unknown command 'foo', with args beginning with: "
+        );
     }
 }

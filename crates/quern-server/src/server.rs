@@ -115,14 +115,21 @@ pub async fn bind(config: Config) -> Result<Bound, StartError> {
     .map_err(StartError::Store)?;
     let ids = Arc::new(Ids::default());
     let waiters = Arc::new(Waiters::default());
-    let shards = Arc::new(Shards::new(config.shards, ids.clone(), store.clone(), waiters.clone()));
+    let shards = Arc::new(Shards::new(
+        config.shards,
+        ids.clone(),
+        store.clone(),
+        waiters.clone(),
+    ));
     let jobs_loaded = restore(&store, &shards)?;
 
     let requested = SocketAddr::new(config.bind, config.port);
     let listener = TcpListener::bind(requested)
         .await
         .map_err(|e| StartError::Bind(requested, e))?;
-    let addr = listener.local_addr().map_err(|e| StartError::Bind(requested, e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| StartError::Bind(requested, e))?;
     let server = Arc::new(Server {
         settings: Settings::new(&config),
         config,
@@ -165,7 +172,10 @@ fn restore(store: &Store, shards: &Shards) -> Result<u64, StartError> {
             },
         )
         .map_err(StartError::Store)?;
-    shards.ids().observe(loaded.next_job.saturating_sub(1), loaded.next_queue.saturating_sub(1));
+    shards.ids().observe(
+        loaded.next_job.saturating_sub(1),
+        loaded.next_queue.saturating_sub(1),
+    );
     Ok(jobs)
 }
 

@@ -7,8 +7,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use quern_server::{
+    Config, Fsync, DEFAULT_MAX_BATCH, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS,
+};
 use tokio_util::sync::CancellationToken;
-use quern_server::{Config, Fsync, DEFAULT_MAX_BATCH, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -113,7 +115,8 @@ async fn stop_on_signal(stop: CancellationToken) {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+        else {
             return;
         };
         tokio::select! {
@@ -126,4 +129,3 @@ async fn stop_on_signal(stop: CancellationToken) {
     eprintln!("quern: stopping: finishing in-flight work");
     stop.cancel();
 }
-

@@ -99,7 +99,13 @@ mod tests {
     use super::*;
 
     fn args(words: &[&str]) -> Args {
-        Args::new(words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect(), 0)
+        Args::new(
+            words
+                .iter()
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect(),
+            0,
+        )
     }
 
     #[test]
@@ -109,7 +115,10 @@ mod tests {
             assert_eq!(number::<i64>(bad), Err(CmdError::NotInteger));
         }
         let mut a = args(&["0", "5"]);
-        assert!(matches!(a.number_in::<u32>("COUNT", 1, 10), Err(CmdError::Invalid(_))));
+        assert!(matches!(
+            a.number_in::<u32>("COUNT", 1, 10),
+            Err(CmdError::Invalid(_))
+        ));
         assert_eq!(a.number_in::<u32>("COUNT", 1, 10), Ok(5));
         assert_eq!(a.finish(), Ok(()));
     }

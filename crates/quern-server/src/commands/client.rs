@@ -12,7 +12,9 @@ pub static COMMAND: Command = Command {
     name: "client",
     arity: -2,
     summary: "Manages client connections.",
-    subcommands: &[&SETNAME, &GETNAME, &SETINFO, &ID, &INFO, &LIST, &KILL, &NO_EVICT, &NO_TOUCH, &HELP],
+    subcommands: &[
+        &SETNAME, &GETNAME, &SETINFO, &ID, &INFO, &LIST, &KILL, &NO_EVICT, &NO_TOUCH, &HELP,
+    ],
     ..Command::BASE
 };
 
@@ -53,7 +55,10 @@ static SETINFO: Command = Command {
     summary: "Sets the client library's name or version.",
     args: &[Arg::oneof(
         "attr",
-        &[Arg::string("libname").option("LIB-NAME"), Arg::string("libver").option("LIB-VER")],
+        &[
+            Arg::string("libname").option("LIB-NAME"),
+            Arg::string("libver").option("LIB-VER"),
+        ],
     )],
     run: setinfo,
     ..Command::BASE
@@ -87,8 +92,16 @@ static LIST: Command = Command {
     summary: "Lists the client connections.",
     complexity: "O(N) where N is the number of client connections",
     args: &[
-        Arg::oneof("client-type", &[Arg::token("NORMAL"), Arg::token("MASTER"), Arg::token("REPLICA"), Arg::token("PUBSUB")])
-            .option("TYPE"),
+        Arg::oneof(
+            "client-type",
+            &[
+                Arg::token("NORMAL"),
+                Arg::token("MASTER"),
+                Arg::token("REPLICA"),
+                Arg::token("PUBSUB"),
+            ],
+        )
+        .option("TYPE"),
         Arg::integer("client-id").option("ID").multiple(),
     ],
     run: list,
@@ -151,7 +164,13 @@ static HELP: Command = Command {
             "LIST [TYPE NORMAL] [ID <id> ...], KILL <ip:port> | ID <id> | ADDR <ip:port> | LADDR <ip:port> | SKIPME yes|no,",
             "NO-EVICT on|off, NO-TOUCH on|off, HELP",
         ];
-        Ok(Reply::Array(lines.iter().map(|l| Reply::Bulk(Bytes::from_static(l.as_bytes()))).collect()).into())
+        Ok(Reply::Array(
+            lines
+                .iter()
+                .map(|l| Reply::Bulk(Bytes::from_static(l.as_bytes())))
+                .collect(),
+        )
+        .into())
     },
     ..Command::BASE
 };
@@ -179,7 +198,12 @@ fn setinfo(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     match keyword(&attr).as_slice() {
         b"LIB-NAME" => ctx.session.handle.set_lib(Some(value), None),
         b"LIB-VER" => ctx.session.handle.set_lib(None, Some(value)),
-        _ => return Err(CmdError::Invalid(format!("Unrecognized option '{}'", String::from_utf8_lossy(&attr)))),
+        _ => {
+            return Err(CmdError::Invalid(format!(
+                "Unrecognized option '{}'",
+                String::from_utf8_lossy(&attr)
+            )))
+        }
     }
     Ok(Reply::Ok.into())
 }
@@ -192,7 +216,10 @@ fn list(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
                 b"NORMAL" => {}
                 b"MASTER" | b"REPLICA" | b"SLAVE" | b"PUBSUB" => ids = Some(Vec::new()),
                 other => {
-                    return Err(CmdError::Invalid(format!("Unknown client type '{}'", String::from_utf8_lossy(other))))
+                    return Err(CmdError::Invalid(format!(
+                        "Unknown client type '{}'",
+                        String::from_utf8_lossy(other)
+                    )))
                 }
             },
             b"ID" => {
@@ -220,7 +247,12 @@ fn kill(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     // The old form, `CLIENT KILL ip:port`, answers OK or an error.
     if args.remaining() == 1 {
         let addr = args.bytes()?;
-        let target = ctx.server.clients.all().into_iter().find(|c| c.addr.to_string().as_bytes() == addr.as_ref());
+        let target = ctx
+            .server
+            .clients
+            .all()
+            .into_iter()
+            .find(|c| c.addr.to_string().as_bytes() == addr.as_ref());
         return match target {
             Some(client) => {
                 client.kill.cancel();
@@ -236,7 +268,12 @@ fn kill(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     while let Some(opt) = args.next_arg() {
         let value = args.bytes()?;
         match keyword(&opt).as_slice() {
-            b"ID" => id = Some(number::<u64>(&value).map_err(|_| CmdError::Invalid("client-id should be greater than 0".into()))?),
+            b"ID" => {
+                id = Some(
+                    number::<u64>(&value)
+                        .map_err(|_| CmdError::Invalid("client-id should be greater than 0".into()))?,
+                )
+            }
             b"ADDR" => addr = Some(value),
             b"LADDR" => laddr = Some(value),
             b"SKIPME" => {
@@ -267,8 +304,12 @@ fn kill(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
         let matched = !other_kind
             && max_age.is_none_or(|age| client.connected.elapsed().as_secs() >= age)
             && id.is_none_or(|id| id == client.id)
-            && addr.as_deref().is_none_or(|a| client.addr.to_string().as_bytes() == a)
-            && laddr.as_deref().is_none_or(|a| client.laddr.to_string().as_bytes() == a)
+            && addr
+                .as_deref()
+                .is_none_or(|a| client.addr.to_string().as_bytes() == a)
+            && laddr
+                .as_deref()
+                .is_none_or(|a| client.laddr.to_string().as_bytes() == a)
             && !(skip_me && client.id == me);
         if matched {
             client.kill.cancel();

@@ -23,7 +23,10 @@ pub static COMMAND: Command = Command {
         // except for an unknown one, which lands here.
         match args.next_arg() {
             None => Ok(Reply::Array(TABLE.iter().map(|c| info(c)).collect()).into()),
-            Some(sub) => Err(CmdError::UnknownSubcommand { sub, command: "command" }),
+            Some(sub) => Err(CmdError::UnknownSubcommand {
+                sub,
+                command: "command",
+            }),
         }
     },
     subcommands: &[&COUNT, &INFO, &DOCS, &LIST, &GETKEYS, &HELP],
@@ -81,7 +84,13 @@ static DOCS: Command = Command {
         } else {
             names.iter().filter_map(|n| find(n)).collect()
         };
-        Ok(Reply::Map(chosen.into_iter().map(|c| (Reply::bulk(c.name), docs(c))).collect()).into())
+        Ok(Reply::Map(
+            chosen
+                .into_iter()
+                .map(|c| (Reply::bulk(c.name), docs(c)))
+                .collect(),
+        )
+        .into())
     },
     ..Command::BASE
 };
@@ -132,7 +141,11 @@ fn find(name: &[u8]) -> Option<&'static Command> {
     let lower = String::from_utf8_lossy(name).to_lowercase();
     match lower.split_once('|') {
         None => lookup(lower.as_bytes()),
-        Some((top, _)) => lookup(top.as_bytes())?.subcommands.iter().copied().find(|s| s.name == lower),
+        Some((top, _)) => lookup(top.as_bytes())?
+            .subcommands
+            .iter()
+            .copied()
+            .find(|s| s.name == lower),
     }
 }
 
@@ -168,10 +181,17 @@ fn info(c: &Command) -> Reply {
 }
 
 fn key_specs(c: &Command) -> Vec<Reply> {
-    let flags = if c.flags.contains(&"write") { vec!["RW", "UPDATE"] } else { vec!["RO", "ACCESS"] };
+    let flags = if c.flags.contains(&"write") {
+        vec!["RW", "UPDATE"]
+    } else {
+        vec!["RO", "ACCESS"]
+    };
     let spec = |begin: i64, find: Reply| {
         Reply::fields(vec![
-            ("flags", Reply::Set(flags.iter().map(|f| Reply::Status(f)).collect())),
+            (
+                "flags",
+                Reply::Set(flags.iter().map(|f| Reply::Status(f)).collect()),
+            ),
             (
                 "begin_search",
                 Reply::fields(vec![
@@ -229,7 +249,12 @@ fn docs(c: &Command) -> Reply {
     if !c.subcommands.is_empty() {
         fields.push((
             "subcommands",
-            Reply::Map(c.subcommands.iter().map(|s| (Reply::bulk(s.name), docs(s))).collect()),
+            Reply::Map(
+                c.subcommands
+                    .iter()
+                    .map(|s| (Reply::bulk(s.name), docs(s)))
+                    .collect(),
+            ),
         ));
     }
     Reply::fields(fields)
@@ -254,7 +279,10 @@ fn arg_docs(a: &Arg) -> Reply {
         fields.push(("flags", Reply::Array(flags)));
     }
     if !a.children.is_empty() {
-        fields.push(("arguments", Reply::Array(a.children.iter().map(arg_docs).collect())));
+        fields.push((
+            "arguments",
+            Reply::Array(a.children.iter().map(arg_docs).collect()),
+        ));
     }
     Reply::fields(fields)
 }
@@ -266,15 +294,27 @@ fn getkeys(_: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     if !command.subcommands.is_empty() {
         let sub = argv.get(1).ok_or_else(invalid)?;
         let name = format!("{}|{}", command.name, String::from_utf8_lossy(sub).to_lowercase());
-        command = command.subcommands.iter().copied().find(|s| s.name == name).ok_or_else(invalid)?;
+        command = command
+            .subcommands
+            .iter()
+            .copied()
+            .find(|s| s.name == name)
+            .ok_or_else(invalid)?;
     }
     let at = |i: i64| argv.get(i as usize).cloned();
     let keys: Vec<Bytes> = match command.keys {
         Keys::None => Vec::new(),
         Keys::At(i) => at(i).into_iter().collect(),
         Keys::Counted(i) => {
+            // The count is a claim: it must fit the arguments actually sent.
             let n: usize = at(i).and_then(|n| number(&n).ok()).ok_or_else(invalid)?;
-            (1..=n).filter_map(|k| at(i + k as i64)).collect()
+            let first = i as usize + 1;
+            if n == 0 || n > argv.len().saturating_sub(first) {
+                return Err(CmdError::Invalid(
+                    "Invalid arguments specified for command".into(),
+                ));
+            }
+            argv[first..first + n].to_vec()
         }
     };
     if keys.is_empty() {

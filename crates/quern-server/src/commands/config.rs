@@ -64,7 +64,13 @@ static HELP: Command = Command {
     summary: "Lists the CONFIG subcommands.",
     group: "server",
     run: |_, _| {
-        let lines = ["CONFIG <subcommand> [<arg> ...]. Subcommands are:", "GET <pattern> ...", "SET <name> <value> ...", "RESETSTAT", "HELP"];
+        let lines = [
+            "CONFIG <subcommand> [<arg> ...]. Subcommands are:",
+            "GET <pattern> ...",
+            "SET <name> <value> ...",
+            "RESETSTAT",
+            "HELP",
+        ];
         Ok(Reply::Array(lines.iter().map(|l| Reply::bulk(*l)).collect()).into())
     },
     ..Command::BASE
@@ -85,18 +91,66 @@ struct Setting {
 
 /// Every setting CONFIG knows, with the names Redis tools look for.
 const SETTINGS: &[Setting] = &[
-    Setting { name: "bind", get: |s| s.config.bind.to_string(), set: None },
-    Setting { name: "port", get: |s| s.addr.port().to_string(), set: None },
-    Setting { name: "dir", get: |s| s.config.dir.display().to_string(), set: None },
-    Setting { name: "fsync", get: |s| s.store.fsync().name().to_owned(), set: None },
-    Setting { name: "appendfsync", get: |s| s.store.fsync().name().to_owned(), set: None },
-    Setting { name: "appendonly", get: |_| "yes".into(), set: None },
-    Setting { name: "save", get: |_| String::new(), set: None },
-    Setting { name: "databases", get: |_| "1".into(), set: None },
-    Setting { name: "maxmemory", get: |_| "0".into(), set: None },
-    Setting { name: "maxmemory-policy", get: |_| "noeviction".into(), set: None },
-    Setting { name: "timeout", get: |_| "0".into(), set: None },
-    Setting { name: "shards", get: |s| s.config.shards.to_string(), set: None },
+    Setting {
+        name: "bind",
+        get: |s| s.config.bind.to_string(),
+        set: None,
+    },
+    Setting {
+        name: "port",
+        get: |s| s.addr.port().to_string(),
+        set: None,
+    },
+    Setting {
+        name: "dir",
+        get: |s| s.config.dir.display().to_string(),
+        set: None,
+    },
+    Setting {
+        name: "fsync",
+        get: |s| s.store.fsync().name().to_owned(),
+        set: None,
+    },
+    Setting {
+        name: "appendfsync",
+        get: |s| s.store.fsync().name().to_owned(),
+        set: None,
+    },
+    Setting {
+        name: "appendonly",
+        get: |_| "yes".into(),
+        set: None,
+    },
+    Setting {
+        name: "save",
+        get: |_| String::new(),
+        set: None,
+    },
+    Setting {
+        name: "databases",
+        get: |_| "1".into(),
+        set: None,
+    },
+    Setting {
+        name: "maxmemory",
+        get: |_| "0".into(),
+        set: None,
+    },
+    Setting {
+        name: "maxmemory-policy",
+        get: |_| "noeviction".into(),
+        set: None,
+    },
+    Setting {
+        name: "timeout",
+        get: |_| "0".into(),
+        set: None,
+    },
+    Setting {
+        name: "shards",
+        get: |s| s.config.shards.to_string(),
+        set: None,
+    },
     Setting {
         name: "requirepass",
         get: |s| s.settings.requirepass().unwrap_or_default(),
@@ -153,7 +207,11 @@ fn get(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     let patterns = args.rest();
     let pairs = SETTINGS
         .iter()
-        .filter(|s| patterns.iter().any(|p| glob::matches(&p.to_ascii_lowercase(), s.name.as_bytes())))
+        .filter(|s| {
+            patterns
+                .iter()
+                .any(|p| glob::matches(&p.to_ascii_lowercase(), s.name.as_bytes()))
+        })
         .map(|s| (Reply::bulk(s.name), Reply::bulk((s.get)(ctx.server))))
         .collect();
     Ok(Reply::Map(pairs).into())
@@ -181,7 +239,9 @@ fn set(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
         changes.push((setting, apply, pair[1].clone()));
     }
     let failed = |name: &str, why: String| {
-        CmdError::Invalid(format!("CONFIG SET failed (possibly related to argument '{name}') - {why}"))
+        CmdError::Invalid(format!(
+            "CONFIG SET failed (possibly related to argument '{name}') - {why}"
+        ))
     };
     for (setting, set, value) in &changes {
         set(ctx.server, value, false).map_err(|why| failed(setting.name, why))?;

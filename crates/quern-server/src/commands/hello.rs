@@ -43,7 +43,11 @@ fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
             Ok(2) => Protocol::Resp2,
             Ok(3) => Protocol::Resp3,
             Ok(_) => return Err(CmdError::NoProto),
-            Err(_) => return Err(CmdError::Invalid("Protocol version is not an integer or out of range".into())),
+            Err(_) => {
+                return Err(CmdError::Invalid(
+                    "Protocol version is not an integer or out of range".into(),
+                ))
+            }
         };
         while let Some(opt) = args.next_arg() {
             match keyword(&opt).as_slice() {
@@ -53,7 +57,12 @@ fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
                     check_client_name(&n)?;
                     name = Some(n);
                 }
-                _ => return Err(CmdError::Invalid(format!("Syntax error in HELLO option '{}'", String::from_utf8_lossy(&opt)))),
+                _ => {
+                    return Err(CmdError::Invalid(format!(
+                        "Syntax error in HELLO option '{}'",
+                        String::from_utf8_lossy(&opt)
+                    )))
+                }
             }
         }
     }

@@ -43,8 +43,15 @@ const SECTIONS: &[(&str, Section)] = &[
 const MAX_LISTED_QUEUES: usize = 1000;
 
 fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
-    let wanted: Vec<String> = args.rest().iter().map(|a| String::from_utf8_lossy(a).to_lowercase()).collect();
-    let all = wanted.is_empty() || wanted.iter().any(|w| matches!(w.as_str(), "all" | "everything" | "default"));
+    let wanted: Vec<String> = args
+        .rest()
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).to_lowercase())
+        .collect();
+    let all = wanted.is_empty()
+        || wanted
+            .iter()
+            .any(|w| matches!(w.as_str(), "all" | "everything" | "default"));
     let mut text = String::new();
     for (name, render) in SECTIONS {
         if all || wanted.iter().any(|w| w == name) {
@@ -118,13 +125,27 @@ fn persistence(s: &Server, out: &mut String) {
     line!(out, "store_pending:{}", st.pending);
     line!(out, "store_used_bytes:{}", st.used_bytes);
     line!(out, "store_map_size:{}", st.map_size);
-    line!(out, "store_last_error:{}", st.last_error.unwrap_or_default().replace(['\r', '\n'], " "));
+    line!(
+        out,
+        "store_last_error:{}",
+        st.last_error.unwrap_or_default().replace(['\r', '\n'], " ")
+    );
 }
 
 fn stats(s: &Server, out: &mut String) {
-    line!(out, "total_connections_received:{}", s.clients.total_received.load(std::sync::atomic::Ordering::Relaxed));
+    line!(
+        out,
+        "total_connections_received:{}",
+        s.clients
+            .total_received
+            .load(std::sync::atomic::Ordering::Relaxed)
+    );
     line!(out, "total_commands_processed:{}", s.stats.commands());
-    line!(out, "rejected_connections:{}", s.clients.rejected.load(std::sync::atomic::Ordering::Relaxed));
+    line!(
+        out,
+        "rejected_connections:{}",
+        s.clients.rejected.load(std::sync::atomic::Ordering::Relaxed)
+    );
 }
 
 fn replication(_: &Server, out: &mut String) {

@@ -12,7 +12,12 @@ use crate::server::Server;
 /// Leases up to `count` jobs from the first of `queues` that has any.
 /// The leases are committed after the reply (SPEC §2): losing one only
 /// delivers the job again.
-pub fn pull_first(ctx: &Ctx<'_>, queues: &[Bytes], count: u32, lease_ms: Option<u32>) -> Option<(Bytes, Vec<Pulled>)> {
+pub fn pull_first(
+    ctx: &Ctx<'_>,
+    queues: &[Bytes],
+    count: u32,
+    lease_ms: Option<u32>,
+) -> Option<(Bytes, Vec<Pulled>)> {
     queues.iter().find_map(|queue| {
         let (jobs, _ticket) = ctx
             .server
@@ -42,5 +47,9 @@ pub fn jobs_reply(server: &Server, queue: &Bytes, jobs: &[Pulled]) -> Result<Rep
             ]))
         })
         .collect();
-    Ok(if items.is_empty() { Reply::NullArray } else { Reply::Array(items) })
+    Ok(if items.is_empty() {
+        Reply::NullArray
+    } else {
+        Reply::Array(items)
+    })
 }

@@ -304,7 +304,12 @@ fn dispatch(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Result<Outcome, CmdError> {
     let Some(command) = lookup(&argv[0]) else {
         return Err(CmdError::UnknownCommand {
             name: argv[0].clone(),
-            args: argv.iter().skip(1).take(20).map(|a| a.slice(..a.len().min(128))).collect(),
+            args: argv
+                .iter()
+                .skip(1)
+                .take(20)
+                .map(|a| a.slice(..a.len().min(128)))
+                .collect(),
         });
     };
     ctx.session.handle.touch(command.name);
@@ -321,7 +326,12 @@ fn dispatch(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Result<Outcome, CmdError> {
     let sub = command
         .subcommands
         .iter()
-        .find(|s| s.name.rsplit('|').next().is_some_and(|n| argv[1].eq_ignore_ascii_case(n.as_bytes())))
+        .find(|s| {
+            s.name
+                .rsplit('|')
+                .next()
+                .is_some_and(|n| argv[1].eq_ignore_ascii_case(n.as_bytes()))
+        })
         .ok_or_else(|| CmdError::UnknownSubcommand {
             sub: argv[1].clone(),
             command: command.name,
@@ -336,12 +346,18 @@ pub fn lookup(name: &[u8]) -> Option<&'static Command> {
         return None;
     }
     let lower = name.to_ascii_lowercase();
-    std::str::from_utf8(&lower).ok().and_then(|n| BY_NAME.get(n).copied())
+    std::str::from_utf8(&lower)
+        .ok()
+        .and_then(|n| BY_NAME.get(n).copied())
 }
 
 fn check_arity(command: &Command, words: usize) -> Result<(), CmdError> {
     let words = words as i32;
-    let ok = if command.arity >= 0 { words == command.arity } else { words >= -command.arity };
+    let ok = if command.arity >= 0 {
+        words == command.arity
+    } else {
+        words >= -command.arity
+    };
     if ok {
         Ok(())
     } else {
@@ -356,7 +372,10 @@ pub fn check_queue_name(name: &[u8]) -> Result<(), CmdError> {
             "invalid queue name: must be 1 to {MAX_QUEUE_NAME} bytes"
         )));
     }
-    if name.iter().any(|&b| b.is_ascii_whitespace() || b.is_ascii_control()) {
+    if name
+        .iter()
+        .any(|&b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
         return Err(CmdError::Invalid(
             "invalid queue name: no whitespace or control characters allowed".into(),
         ));

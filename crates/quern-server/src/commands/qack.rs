@@ -58,10 +58,9 @@ fn parse(args: &mut Args) -> Result<QAck, CmdError> {
 
 fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     let cmd = parse(args)?;
-    let (acked, ticket) = ctx
-        .server
-        .shards
-        .apply(&cmd.queue, |engine, _| engine.ack(&cmd.queue, &cmd.ids, cmd.attempt));
+    let (acked, ticket) = ctx.server.shards.apply(&cmd.queue, |engine, _| {
+        engine.ack(&cmd.queue, &cmd.ids, cmd.attempt)
+    });
     after_commit(ctx, Reply::Int(acked? as i64), ticket)
 }
 
@@ -70,7 +69,10 @@ mod tests {
     use super::*;
 
     fn parse_words(words: &[&str]) -> Result<QAck, CmdError> {
-        let argv = words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+        let argv = words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
         parse(&mut Args::new(argv, 0))
     }
 

@@ -22,7 +22,14 @@ pub static COMMAND: Command = Command {
 
 fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     let queue = args.queue()?;
-    let ids = args.rest().iter().map(|a| number(a)).collect::<Result<Vec<u64>, _>>()?;
-    let (removed, ticket) = ctx.server.shards.apply(&queue, |engine, _| engine.cancel(&queue, &ids));
+    let ids = args
+        .rest()
+        .iter()
+        .map(|a| number(a))
+        .collect::<Result<Vec<u64>, _>>()?;
+    let (removed, ticket) = ctx
+        .server
+        .shards
+        .apply(&queue, |engine, _| engine.cancel(&queue, &ids));
     after_commit(ctx, Reply::Int(removed as i64), ticket)
 }

@@ -22,6 +22,9 @@ pub static COMMAND: Command = Command {
 
 fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     let queue = args.queue()?;
-    let (deleted, ticket) = ctx.server.shards.apply(&queue, |engine, _| engine.delete_queue(&queue));
+    let (deleted, ticket) = ctx
+        .server
+        .shards
+        .apply(&queue, |engine, _| engine.delete_queue(&queue));
     after_commit(ctx, Reply::Int(deleted as i64), ticket)
 }

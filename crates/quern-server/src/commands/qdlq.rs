@@ -115,7 +115,10 @@ fn list(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
             _ => return Err(CmdError::UnknownOption(opt)),
         }
     }
-    let jobs = ctx.server.shards.read(&queue, |engine, _| engine.dead(&queue, count as usize));
+    let jobs = ctx
+        .server
+        .shards
+        .read(&queue, |engine, _| engine.dead(&queue, count as usize));
     let ids: Vec<u64> = jobs.iter().map(|j| j.id).collect();
     let payloads = ctx.server.store.payloads(&ids)?;
     let errors = ctx.server.store.last_errors(&ids)?;
@@ -138,7 +141,10 @@ fn list(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
 
 fn len(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     let queue = args.queue()?;
-    let n = ctx.server.shards.read(&queue, |engine, _| engine.dead_len(&queue));
+    let n = ctx
+        .server
+        .shards
+        .read(&queue, |engine, _| engine.dead_len(&queue));
     Ok(Reply::Int(n as i64).into())
 }
 
@@ -147,16 +153,18 @@ fn ids(rest: Vec<Bytes>, all_word: bool) -> Result<Option<Vec<u64>>, CmdError> {
     if all_word && rest.len() == 1 && keyword(&rest[0]) == b"ALL" {
         return Ok(None);
     }
-    rest.iter().map(|a| number(a)).collect::<Result<Vec<u64>, _>>().map(Some)
+    rest.iter()
+        .map(|a| number(a))
+        .collect::<Result<Vec<u64>, _>>()
+        .map(Some)
 }
 
 fn requeue(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     let queue = args.queue()?;
     let ids = ids(args.rest(), true)?;
-    let (n, ticket) = ctx
-        .server
-        .shards
-        .apply(&queue, |engine, now| engine.requeue_dead(&queue, ids.as_deref(), now));
+    let (n, ticket) = ctx.server.shards.apply(&queue, |engine, now| {
+        engine.requeue_dead(&queue, ids.as_deref(), now)
+    });
     after_commit(ctx, Reply::Int(n as i64), ticket)
 }
 
@@ -177,7 +185,11 @@ mod tests {
 
     #[test]
     fn ids_or_all() {
-        let words = |w: &[&str]| w.iter().map(|s| Bytes::copy_from_slice(s.as_bytes())).collect::<Vec<_>>();
+        let words = |w: &[&str]| {
+            w.iter()
+                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ids(words(&["all"]), true), Ok(None));
         assert_eq!(ids(words(&["1", "2"]), true), Ok(Some(vec![1, 2])));
         assert!(ids(words(&["ALL"]), false).is_err());

@@ -57,7 +57,11 @@ fn parse(args: &mut Args) -> Result<QFail, CmdError> {
                 if options.mode != FailMode::Retry {
                     return Err(CmdError::Invalid("FATAL and SILENT are exclusive".into()));
                 }
-                options.mode = if kw == b"FATAL" { FailMode::Fatal } else { FailMode::Silent };
+                options.mode = if kw == b"FATAL" {
+                    FailMode::Fatal
+                } else {
+                    FailMode::Silent
+                };
             }
             _ => return Err(CmdError::UnknownOption(opt)),
         }
@@ -67,10 +71,9 @@ fn parse(args: &mut Args) -> Result<QFail, CmdError> {
 
 fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     let cmd = parse(args)?;
-    let (state, ticket) = ctx
-        .server
-        .shards
-        .apply(&cmd.queue, |engine, now| engine.fail(&cmd.queue, cmd.id, &cmd.options, now));
+    let (state, ticket) = ctx.server.shards.apply(&cmd.queue, |engine, now| {
+        engine.fail(&cmd.queue, cmd.id, &cmd.options, now)
+    });
     after_commit(ctx, Reply::Status(state?.name()), ticket)
 }
 
@@ -79,13 +82,19 @@ mod tests {
     use super::*;
 
     fn parse_words(words: &[&str]) -> Result<QFail, CmdError> {
-        let argv = words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+        let argv = words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
         parse(&mut Args::new(argv, 0))
     }
 
     #[test]
     fn options() {
-        let f = parse_words(&["q", "7", "ERROR", "boom", "retryin", "50", "SILENT", "ATTEMPT", "2"]).unwrap();
+        let f = parse_words(&[
+            "q", "7", "ERROR", "boom", "retryin", "50", "SILENT", "ATTEMPT", "2",
+        ])
+        .unwrap();
         assert_eq!(f.id, 7);
         assert_eq!(
             f.options,
@@ -96,7 +105,12 @@ mod tests {
                 attempt: Some(2)
             }
         );
-        for bad in [&["q", "x"][..], &["q", "1", "FATAL", "SILENT"], &["q", "1", "ERROR"], &["q", "1", "LOUD"]] {
+        for bad in [
+            &["q", "x"][..],
+            &["q", "1", "FATAL", "SILENT"],
+            &["q", "1", "ERROR"],
+            &["q", "1", "LOUD"],
+        ] {
             assert!(parse_words(bad).is_err(), "{bad:?}");
         }
     }

@@ -33,7 +33,13 @@ fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     };
     let last_error = store.last_error(id)?;
     let int = |n: u64| Reply::Int(n as i64);
-    let when = |state: State| if job.state == state { int(job.deadline) } else { Reply::Null };
+    let when = |state: State| {
+        if job.state == state {
+            int(job.deadline)
+        } else {
+            Reply::Null
+        }
+    };
     Ok(Reply::fields(vec![
         ("id", int(id)),
         ("queue", Reply::Bulk(queue)),

@@ -33,7 +33,9 @@ pub static COMMAND: Command = Command {
 fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     let n: u64 = args.number_in("numqueues", 1, MAX_QUEUES)?;
     if (args.remaining() as u64) < n {
-        return Err(CmdError::Invalid(format!("numqueues is {n} but fewer queues follow")));
+        return Err(CmdError::Invalid(format!(
+            "numqueues is {n} but fewer queues follow"
+        )));
     }
     let queues = (0..n).map(|_| args.queue()).collect::<Result<Vec<_>, _>>()?;
     let opts = parse_options(args, ctx.server.settings.max_batch())?;

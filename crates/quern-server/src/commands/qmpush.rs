@@ -45,14 +45,20 @@ fn parse(args: &mut Args, max_payload: usize, max_batch: usize, now: u64) -> Res
     let queue = args.queue()?;
     let n: usize = args.number_in("numjobs", 1, max_batch as u64)? as usize;
     if args.remaining() < n {
-        return Err(CmdError::Invalid(format!("numjobs is {n} but fewer payloads follow")));
+        return Err(CmdError::Invalid(format!(
+            "numjobs is {n} but fewer payloads follow"
+        )));
     }
     let payloads: Vec<Bytes> = (0..n).filter_map(|_| args.next_arg()).collect();
     for payload in &payloads {
         check_payload(payload, max_payload)?;
     }
     let options = parse_options(args, now)?;
-    Ok(QMPush { queue, payloads, options })
+    Ok(QMPush {
+        queue,
+        payloads,
+        options,
+    })
 }
 
 fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
@@ -72,7 +78,10 @@ mod tests {
     use super::*;
 
     fn parse_words(words: &[&str]) -> Result<QMPush, CmdError> {
-        let argv = words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+        let argv = words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
         parse(&mut Args::new(argv, 0), 8, 3, 0)
     }
 
@@ -82,7 +91,10 @@ mod tests {
         assert_eq!(p.payloads, vec![Bytes::from("a"), Bytes::from("b")]);
         assert_eq!(p.options.spec.priority, 4);
         // A payload that looks like an option is still a payload.
-        assert_eq!(parse_words(&["q", "1", "PRIORITY"]).unwrap().payloads, vec![Bytes::from("PRIORITY")]);
+        assert_eq!(
+            parse_words(&["q", "1", "PRIORITY"]).unwrap().payloads,
+            vec![Bytes::from("PRIORITY")]
+        );
     }
 
     #[test]
@@ -92,7 +104,7 @@ mod tests {
             &["q", "4", "a", "b", "c", "d"], // over max-batch (3)
             &["q", "3", "a", "b"],
             &["q", "x", "a"],
-            &["q", "1", "a", "b"],           // leftover that is not an option
+            &["q", "1", "a", "b"], // leftover that is not an option
             &["q", "1", "longer than 8"],
         ] {
             assert!(parse_words(bad).is_err(), "{bad:?}");

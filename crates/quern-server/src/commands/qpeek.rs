@@ -33,7 +33,10 @@ fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
             _ => return Err(CmdError::UnknownOption(opt)),
         }
     }
-    let jobs = ctx.server.shards.read(&queue, |engine, _| engine.peek(&queue, count as usize));
+    let jobs = ctx
+        .server
+        .shards
+        .read(&queue, |engine, _| engine.peek(&queue, count as usize));
     Ok(match jobs_reply(ctx.server, &queue, &jobs)? {
         Reply::NullArray => Reply::Array(Vec::new()),
         reply => reply,

@@ -92,17 +92,44 @@ mod tests {
     use super::*;
 
     fn parse_words(words: &[&str]) -> Result<PullOptions, CmdError> {
-        let argv = words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+        let argv = words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
         parse_options(&mut Args::new(argv, 0), 100)
     }
 
     #[test]
     fn options() {
-        assert_eq!(parse_words(&[]).unwrap(), PullOptions { count: 1, block: None, lease_ms: None });
+        assert_eq!(
+            parse_words(&[]).unwrap(),
+            PullOptions {
+                count: 1,
+                block: None,
+                lease_ms: None
+            }
+        );
         let o = parse_words(&["count", "5", "BLOCK", "0", "LEASE", "10"]).unwrap();
-        assert_eq!(o, PullOptions { count: 5, block: Some(None), lease_ms: Some(10) });
-        assert_eq!(parse_words(&["BLOCK", "250"]).unwrap().block, Some(Some(Duration::from_millis(250))));
-        for bad in [&["COUNT", "0"][..], &["COUNT", "101"], &["BLOCK", "-1"], &["LEASE", "0"], &["WAIT", "1"], &["COUNT"]] {
+        assert_eq!(
+            o,
+            PullOptions {
+                count: 5,
+                block: Some(None),
+                lease_ms: Some(10)
+            }
+        );
+        assert_eq!(
+            parse_words(&["BLOCK", "250"]).unwrap().block,
+            Some(Some(Duration::from_millis(250)))
+        );
+        for bad in [
+            &["COUNT", "0"][..],
+            &["COUNT", "101"],
+            &["BLOCK", "-1"],
+            &["LEASE", "0"],
+            &["WAIT", "1"],
+            &["COUNT"],
+        ] {
             assert!(parse_words(bad).is_err(), "{bad:?}");
         }
     }

@@ -60,7 +60,9 @@ pub fn parse_options(args: &mut Args, now: u64) -> Result<PushOptions, CmdError>
             b"LEASE" => spec.lease_ms = args.number_in("LEASE", 1, u32::MAX)?,
             kw @ (b"DELAY" | b"AT") => {
                 if timed {
-                    return Err(CmdError::Invalid("give one DELAY or one AT, not both or twice".into()));
+                    return Err(CmdError::Invalid(
+                        "give one DELAY or one AT, not both or twice".into(),
+                    ));
                 }
                 timed = true;
                 ready_at = Some(if kw == b"DELAY" {
@@ -94,7 +96,11 @@ fn parse(args: &mut Args, max_payload: usize, now: u64) -> Result<QPush, CmdErro
     let payload = args.bytes()?;
     check_payload(&payload, max_payload)?;
     let options = parse_options(args, now)?;
-    Ok(QPush { queue, payload, options })
+    Ok(QPush {
+        queue,
+        payload,
+        options,
+    })
 }
 
 /// Refuses a payload over max-payload.
@@ -121,17 +127,33 @@ mod tests {
     use super::*;
 
     fn parse_words(words: &[&str]) -> Result<QPush, CmdError> {
-        let argv = words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+        let argv = words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
         parse(&mut Args::new(argv, 0), 16, 1000)
     }
 
     #[test]
     fn parses_every_option() {
-        let p = parse_words(&["q", "x", "priority", "-3", "DELAY", "500", "RETRIES", "0", "BACKOFF", "7", "LEASE", "9"])
-            .unwrap();
-        assert_eq!(p.options.spec, JobSpec { priority: -3, retries: 0, backoff_ms: 7, lease_ms: 9 });
+        let p = parse_words(&[
+            "q", "x", "priority", "-3", "DELAY", "500", "RETRIES", "0", "BACKOFF", "7", "LEASE", "9",
+        ])
+        .unwrap();
+        assert_eq!(
+            p.options.spec,
+            JobSpec {
+                priority: -3,
+                retries: 0,
+                backoff_ms: 7,
+                lease_ms: 9
+            }
+        );
         assert_eq!(p.options.ready_at, Some(1500));
-        assert_eq!(parse_words(&["q", "x", "AT", "5"]).unwrap().options.ready_at, Some(5));
+        assert_eq!(
+            parse_words(&["q", "x", "AT", "5"]).unwrap().options.ready_at,
+            Some(5)
+        );
         assert_eq!(parse_words(&["q", "x"]).unwrap().options, PushOptions::default());
     }
 

@@ -19,6 +19,9 @@ pub static COMMAND: Command = Command {
 
 fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     let queue = args.queue()?;
-    let ((), ticket) = ctx.server.shards.apply(&queue, |engine, now| engine.resume(&queue, now));
+    let ((), ticket) = ctx
+        .server
+        .shards
+        .apply(&queue, |engine, now| engine.resume(&queue, now));
     after_commit(ctx, Reply::Ok, ticket)
 }

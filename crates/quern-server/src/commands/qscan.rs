@@ -43,7 +43,12 @@ fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     }
     let mut queues: Vec<(u32, Bytes)> = Vec::new();
     ctx.server.shards.each(|engine| {
-        queues.extend(engine.queues().filter(|(id, ..)| *id >= cursor).map(|(id, name, _)| (id, name.clone())));
+        queues.extend(
+            engine
+                .queues()
+                .filter(|(id, ..)| *id >= cursor)
+                .map(|(id, name, _)| (id, name.clone())),
+        );
     });
     queues.sort_unstable_by_key(|(id, _)| *id);
     let more = queues.len() as u64 > count;

@@ -18,7 +18,12 @@ pub static COMMAND: Command = Command {
     acl: &["@write", "@fast"],
     summary: "Renews the lease of an active job.",
     group: "queue",
-    args: &[Arg::key("queue"), Arg::integer("id"), Arg::integer("ms").option("LEASE"), ATTEMPT_ARG],
+    args: &[
+        Arg::key("queue"),
+        Arg::integer("id"),
+        Arg::integer("ms").option("LEASE"),
+        ATTEMPT_ARG,
+    ],
     run,
     ..Command::BASE
 };
@@ -42,7 +47,12 @@ fn parse(args: &mut Args) -> Result<QTouch, CmdError> {
             _ => return Err(CmdError::UnknownOption(opt)),
         }
     }
-    Ok(QTouch { queue, id, lease_ms, attempt })
+    Ok(QTouch {
+        queue,
+        id,
+        lease_ms,
+        attempt,
+    })
 }
 
 fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
@@ -58,7 +68,10 @@ mod tests {
     use super::*;
 
     fn parse_words(words: &[&str]) -> Result<QTouch, CmdError> {
-        let argv = words.iter().map(|w| Bytes::copy_from_slice(w.as_bytes())).collect();
+        let argv = words
+            .iter()
+            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+            .collect();
         parse(&mut Args::new(argv, 0))
     }
 

@@ -91,7 +91,9 @@ pub fn encode(out: &mut BytesMut, reply: Reply, protocol: Protocol) {
             Ok(5)
         }
         Protocol::Resp2 => redis_protocol::resp2::encode::extend_encode(out, &to_resp2(reply), false),
-        Protocol::Resp3 => redis_protocol::resp3::encode::complete::extend_encode(out, &to_resp3(reply), false),
+        Protocol::Resp3 => {
+            redis_protocol::resp3::encode::complete::extend_encode(out, &to_resp3(reply), false)
+        }
     };
     debug_assert!(result.is_ok(), "encoding failed: {result:?}");
 }
@@ -99,7 +101,11 @@ pub fn encode(out: &mut BytesMut, reply: Reply, protocol: Protocol) {
 fn error_text(text: String) -> Str {
     // An error is one line: a CR or LF would end it early and desynchronise
     // the client.
-    let line = if text.contains(['\r', '\n']) { text.replace(['\r', '\n'], " ") } else { text };
+    let line = if text.contains(['\r', '\n']) {
+        text.replace(['\r', '\n'], " ")
+    } else {
+        text
+    };
     Str::from(line)
 }
 
@@ -184,8 +190,14 @@ mod tests {
     #[test]
     fn maps_flatten_in_resp2_and_keep_order_in_resp3() {
         let map = Reply::fields(vec![("b", Reply::Int(1)), ("a", Reply::Null)]);
-        assert_eq!(enc(map.clone(), Protocol::Resp2), "*4\r\n$1\r\nb\r\n:1\r\n$1\r\na\r\n$-1\r\n");
-        assert_eq!(enc(map, Protocol::Resp3), "%2\r\n$1\r\nb\r\n:1\r\n$1\r\na\r\n_\r\n");
+        assert_eq!(
+            enc(map.clone(), Protocol::Resp2),
+            "*4\r\n$1\r\nb\r\n:1\r\n$1\r\na\r\n$-1\r\n"
+        );
+        assert_eq!(
+            enc(map, Protocol::Resp3),
+            "%2\r\n$1\r\nb\r\n:1\r\n$1\r\na\r\n_\r\n"
+        );
     }
 
     #[test]

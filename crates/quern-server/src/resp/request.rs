@@ -148,7 +148,9 @@ impl RequestReader {
                 return Ok(false);
             }
             if &buf[end - 2..end] != b"\r\n" {
-                return Err(ProtocolError("Protocol error: bulk string not followed by CRLF".into()));
+                return Err(ProtocolError(
+                    "Protocol error: bulk string not followed by CRLF".into(),
+                ));
             }
             p.scanned = end;
             p.seen += 1;
@@ -297,13 +299,19 @@ mod tests {
 
     #[test]
     fn reads_pipelined_arrays_and_inline() {
-        let got = read_all(b"*2\r\n$4\r\nECHO\r\n$3\r\na\r\n\r\nPING\r\n\r\n*0\r\nset 'a b' \"c\\x41\\n\"\n").unwrap();
+        let got = read_all(b"*2\r\n$4\r\nECHO\r\n$3\r\na\r\n\r\nPING\r\n\r\n*0\r\nset 'a b' \"c\\x41\\n\"\n")
+            .unwrap();
         let want: Vec<Vec<&[u8]>> = vec![
             vec![b"ECHO", b"a\r\n"],
             vec![b"PING"],
             vec![b"set", b"a b", b"cA\n"],
         ];
-        assert_eq!(got, want.iter().map(|a| a.iter().map(|s| Bytes::copy_from_slice(s)).collect::<Vec<_>>()).collect::<Vec<_>>());
+        assert_eq!(
+            got,
+            want.iter()
+                .map(|a| a.iter().map(|s| Bytes::copy_from_slice(s)).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]
@@ -333,7 +341,7 @@ mod tests {
             b"*1\r\n$999999999\r\n",         // bulk over the limit, before its bytes
             b"*1\r\n$-5\r\n",
             b"*x\r\n",
-            b"*1\r\n$3\r\nabcXY",            // no CRLF after the bulk
+            b"*1\r\n$3\r\nabcXY", // no CRLF after the bulk
             b"*99999999999999999999999999\r\n",
             b"\"unbalanced\n",
         ] {

@@ -503,9 +503,6 @@ fn a_second_open_of_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _store = Store::open(&config(dir.path(), Fsync::Always)).unwrap();
     let error = Store::open(&config(dir.path(), Fsync::Always)).unwrap_err();
-    assert!(
-        matches!(error, StoreError::InUse(_)),
-        "{error}"
-    );
+    assert!(matches!(error, StoreError::InUse(_)), "{error}");
     assert!(error.to_string().contains("in use by another process"), "{error}");
 }
