@@ -1,0 +1,301 @@
+//! A stopped server comes back with exactly the state it had: every queue,
+//! job, lease, dead letter, pause and counter, and ids that keep growing.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use redis::Value;
+
+/// The queues the state is built in.
+const QUEUES: [&str; 5] = ["r:alpha", "r:beta", "r:gamma", "r:epsilon", "r:deleted"];
+
+/// Everything observable about the state, except ages that grow with the
+/// clock alone.
+#[derive(Debug, PartialEq)]
+struct Capture {
+    scan: Vec<String>,
+    stats: BTreeMap<String, BTreeMap<String, i64>>,
+    lens: BTreeMap<String, i64>,
+    peeks: BTreeMap<String, Value>,
+    dead: BTreeMap<String, Value>,
+    jobs: BTreeMap<u64, Option<BTreeMap<String, Value>>>,
+}
+
+fn capture(con: &mut redis::Connection, ids: &[(&str, u64)]) -> Capture {
+    let mut c = Capture {
+        scan: scan_all(con, None, 2),
+        stats: BTreeMap::new(),
+        lens: BTreeMap::new(),
+        peeks: BTreeMap::new(),
+        dead: BTreeMap::new(),
+        jobs: BTreeMap::new(),
+    };
+    for q in QUEUES {
+        c.stats.insert(q.into(), stable_stats(con, q));
+        c.lens.insert(q.into(), qlen(con, q));
+        c.peeks.insert(
+            q.into(),
+            redis::cmd("QPEEK")
+                .arg(q)
+                .arg("COUNT")
+                .arg(100)
+                .query(con)
+                .unwrap(),
+        );
+        c.dead.insert(
+            q.into(),
+            redis::cmd("QDLQ").arg("LIST").arg(q).query(con).unwrap(),
+        );
+    }
+    for &(q, id) in ids {
+        c.jobs.insert(id, qget(con, q, id));
+    }
+    c
+}
+
+fn fail(con: &mut redis::Connection, queue: &str, id: u64, opts: &[&str]) -> String {
+    redis::cmd("QFAIL")
+        .arg(queue)
+        .arg(id)
+        .arg(opts)
+        .query(con)
+        .unwrap()
+}
+
+#[test]
+fn sigterm_then_restart_keeps_every_job_and_counter() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), &[]);
+    let mut con = server.client();
+    let mut ids: Vec<(&str, u64)> = Vec::new();
+
+    // alpha: waiting jobs of several priorities, a delayed one, a retrying
+    // one (delayed by its backoff), with binary payloads.
+    for (i, priority) in [0, 5, -1, 5, 0, 10].into_iter().enumerate() {
+        let payload = format!("alpha {i}\r\n\0");
+        let id = push(
+            &mut con,
+            "r:alpha",
+            payload.as_bytes(),
+            &["PRIORITY", &priority.to_string()],
+        );
+        ids.push(("r:alpha", id));
+    }
+    ids.push((
+        "r:alpha",
+        push(
+            &mut con,
+            "r:alpha",
+            b"delayed",
+            &["DELAY", "600000", "PRIORITY", "3"],
+        ),
+    ));
+    let retrying = push(
+        &mut con,
+        "r:beta",
+        b"retrying",
+        &["BACKOFF", "600000", "RETRIES", "5"],
+    );
+    ids.push(("r:beta", retrying));
+    assert_eq!(pull(&mut con, "r:beta", &[]).unwrap().id, retrying);
+    assert_eq!(
+        fail(&mut con, "r:beta", retrying, &["ERROR", "try later"]),
+        "delayed"
+    );
+
+    // beta: an active job on a long lease, dead jobs with their errors, a
+    // job released with SILENT.
+    let active = push(&mut con, "r:beta", b"active", &["LEASE", "600000"]);
+    ids.push(("r:beta", active));
+    assert_eq!(pull(&mut con, "r:beta", &[]).unwrap().id, active);
+    for (n, how) in [(0, "plain"), (1, "fatal")] {
+        let id = push(
+            &mut con,
+            "r:beta",
+            format!("dead {n}").as_bytes(),
+            &["RETRIES", "0"],
+        );
+        ids.push(("r:beta", id));
+        assert_eq!(pull(&mut con, "r:beta", &[]).unwrap().id, id);
+        let mut opts = vec!["ERROR", "boom \u{e9}"];
+        if how == "fatal" {
+            opts.push("FATAL");
+        }
+        assert_eq!(fail(&mut con, "r:beta", id, &opts), "dead");
+    }
+    let silent = push(&mut con, "r:beta", b"silent", &[]);
+    ids.push(("r:beta", silent));
+    pull(&mut con, "r:beta", &[]).unwrap();
+    assert_eq!(fail(&mut con, "r:beta", silent, &["SILENT"]), "waiting");
+
+    // gamma: paused, with jobs.
+    for i in 0..3 {
+        ids.push((
+            "r:gamma",
+            push(&mut con, "r:gamma", format!("g{i}").as_bytes(), &[]),
+        ));
+    }
+    let _: String = redis::cmd("QPAUSE").arg("r:gamma").query(&mut con).unwrap();
+
+    // deleted: must not come back.
+    ids.push(("r:deleted", push(&mut con, "r:deleted", b"x", &[])));
+    let _: i64 = redis::cmd("QDEL").arg("r:deleted").query(&mut con).unwrap();
+
+    // epsilon: the highest id of all, acked before the stop.
+    let highest = push(&mut con, "r:epsilon", b"last", &[]);
+    ids.push(("r:epsilon", highest));
+    assert_eq!(pull(&mut con, "r:epsilon", &[]).unwrap().id, highest);
+    assert_eq!(ack(&mut con, "r:epsilon", &[highest]), 1);
+
+    let before = capture(&mut con, &ids);
+    // The capture sees what was built (a capture of nothing would match too).
+    assert_eq!(before.scan.len(), 4, "{:?}", before.scan);
+    assert_eq!(before.stats["r:beta"]["dead"], 2);
+    assert_eq!(before.stats["r:beta"]["active"], 1);
+    assert_eq!(before.stats["r:gamma"]["paused"], 1);
+    assert_eq!(before.stats["r:epsilon"]["acked"], 1);
+    assert_eq!(
+        before.jobs.values().filter(|j| j.is_some()).count(),
+        ids.len() - 2
+    );
+
+    drop(con);
+    server.stop();
+    let server = Server::start_in(dir.path(), &[]);
+    let mut con = server.client();
+    let after = capture(&mut con, &ids);
+    assert_eq!(after, before);
+
+    // Ids continue above every old one, the acked highest included.
+    let next = push(&mut con, "r:new", b"new", &[]);
+    assert!(
+        next > highest,
+        "id {next} reused after restart (highest was {highest})"
+    );
+    // The state still works: the active job is still leased to its
+    // attempt, the paused queue still holds.
+    let n: i64 = redis::cmd("QACK")
+        .arg("r:beta")
+        .arg(active)
+        .arg("ATTEMPT")
+        .arg(1)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(pull(&mut con, "r:gamma", &[]), None);
+    assert_eq!(pull(&mut con, "r:alpha", &[]).unwrap().payload, b"alpha 5\r\n\0");
+    let silent_job = pull(&mut con, "r:beta", &[]).unwrap();
+    assert_eq!((silent_job.id, silent_job.attempt), (silent, 1));
+}
+
+#[test]
+fn shutdown_command_commits_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), &[]);
+    let mut con = server.client();
+    let id = push(&mut con, "s", b"kept", &[]);
+    // No reply: the connection closes.
+    let _ = redis::cmd("SHUTDOWN").query::<Value>(&mut con);
+    let status = server.wait_exit();
+    assert!(status.success(), "SHUTDOWN exited with {status}");
+    let server = Server::start_in(dir.path(), &[]);
+    let mut con = server.client();
+    assert_eq!(pull(&mut con, "s", &[]).unwrap().id, id);
+    assert!(push(&mut con, "s", b"next", &[]) > id);
+}
+
+#[test]
+fn restarts_under_every_fsync_policy_keep_acknowledged_work() {
+    for fsync in ["always", "everysec", "no"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Server::start_in(dir.path(), &["--fsync", fsync]);
+        let mut con = server.client();
+        let ids: Vec<u64> = (0..100)
+            .map(|i| push(&mut con, "f", format!("{i}").as_bytes(), &[]))
+            .collect();
+        assert_eq!(pull(&mut con, "f", &[]).unwrap().id, ids[0]);
+        assert_eq!(ack(&mut con, "f", &[ids[0]]), 1);
+        drop(con);
+        server.stop();
+        let server = Server::start_in(dir.path(), &["--fsync", fsync]);
+        let mut con = server.client();
+        assert_eq!(qlen(&mut con, "f"), 99, "fsync {fsync}");
+        assert_eq!(qget(&mut con, "f", ids[0]), None, "fsync {fsync}");
+        assert_eq!(
+            pull(&mut con, "f", &[]).unwrap().id,
+            ids[1],
+            "fsync {fsync}: FIFO across restarts"
+        );
+    }
+}
+
+#[test]
+fn a_lease_that_runs_out_while_stopped_redelivers_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), &[]);
+    let mut con = server.client();
+    let id = push(&mut con, "l", b"job", &[]);
+    let pulled_at = now_ms();
+    assert_eq!(pull(&mut con, "l", &["LEASE", "300"]).unwrap().attempt, 1);
+    drop(con);
+    server.stop();
+    // Make sure the lease is over before the server is back.
+    while now_ms() < pulled_at + 400 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let server = Server::start_in(dir.path(), &[]);
+    let mut con = server.client();
+    let job = wait_for("the expired job", std::time::Duration::from_secs(20), || {
+        pull(&mut con, "l", &[])
+    });
+    assert_eq!((job.id, job.attempt), (id, 2));
+    assert_eq!(stats(&mut con, "l")["expired_leases"], 1);
+}
+
+#[test]
+fn a_queue_deleted_and_recreated_comes_back_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), &[]);
+    let mut con = server.client();
+    let old = push(&mut con, "reborn", b"old", &[]);
+    push(&mut con, "reborn", b"old2", &[]);
+    let _: i64 = redis::cmd("QDEL").arg("reborn").query(&mut con).unwrap();
+    let new = push(&mut con, "reborn", b"new", &[]);
+    let before = (stable_stats(&mut con, "reborn"), scan_all(&mut con, None, 10));
+    assert_eq!(
+        before.0["pushed"], 1,
+        "a recreated queue starts its counters anew"
+    );
+    drop(con);
+    server.stop();
+    let server = Server::start_in(dir.path(), &[]);
+    let mut con = server.client();
+    assert_eq!(
+        (stable_stats(&mut con, "reborn"), scan_all(&mut con, None, 10)),
+        before
+    );
+    assert_eq!(qget(&mut con, "reborn", old), None);
+    assert_eq!(pull(&mut con, "reborn", &[]).unwrap().id, new);
+    assert_eq!(pull(&mut con, "reborn", &[]), None);
+}
+
+#[test]
+fn sigterm_with_blocked_and_idle_clients_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(dir.path(), &[]);
+    let mut con = server.client();
+    let id = push(&mut con, "t", b"kept", &[]);
+    let mut blocked = server.raw();
+    blocked.send(&resp(&[b"QPULL", b"nothing", b"BLOCK", b"0"]));
+    wait_blocked(&mut con, 1);
+    let _idle = server.raw();
+    server.stop();
+    // The blocked client is let go: its connection closes.
+    let (replies, _) = blocked.replies_until_close();
+    assert!(replies.iter().all(|r| r == b"*-1\r\n"), "{replies:?}");
+    let server = Server::start_in(dir.path(), &[]);
+    let mut con = server.client();
+    assert_eq!(pull(&mut con, "t", &[]).unwrap().id, id);
+}
