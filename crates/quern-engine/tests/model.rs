@@ -130,7 +130,7 @@ impl Model {
     /// Picks an id of queue `q` (or a made-up one) from a random index.
     fn pick(&self, q: &str, pick: usize) -> u64 {
         let ids = self.ids_in(q);
-        if ids.is_empty() || pick % 5 == 0 {
+        if ids.is_empty() || pick.is_multiple_of(5) {
             return 1000 + pick as u64 % 7;
         }
         ids[pick % ids.len()]

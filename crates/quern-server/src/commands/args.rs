@@ -20,6 +20,18 @@ impl Args {
         Args { argv, pos }
     }
 
+    /// Arguments from words, for parse tests.
+    #[cfg(test)]
+    pub fn words(words: &[&str]) -> Args {
+        Args::new(
+            words
+                .iter()
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect(),
+            0,
+        )
+    }
+
     /// The next argument, if any.
     pub fn next_arg(&mut self) -> Option<Bytes> {
         let arg = self.argv.get(self.pos).cloned();
@@ -99,13 +111,7 @@ mod tests {
     use super::*;
 
     fn args(words: &[&str]) -> Args {
-        Args::new(
-            words
-                .iter()
-                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-                .collect(),
-            0,
-        )
+        Args::words(words)
     }
 
     #[test]

@@ -78,11 +78,7 @@ mod tests {
     use super::*;
 
     fn parse_words(words: &[&str]) -> Result<QMPush, CmdError> {
-        let argv = words
-            .iter()
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect();
-        parse(&mut Args::new(argv, 0), 8, 3, 0)
+        parse(&mut Args::words(words), 8, 3, 0)
     }
 
     #[test]

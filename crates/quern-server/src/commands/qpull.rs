@@ -92,11 +92,7 @@ mod tests {
     use super::*;
 
     fn parse_words(words: &[&str]) -> Result<PullOptions, CmdError> {
-        let argv = words
-            .iter()
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect();
-        parse_options(&mut Args::new(argv, 0), 100)
+        parse_options(&mut Args::words(words), 100)
     }
 
     #[test]

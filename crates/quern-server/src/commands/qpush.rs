@@ -127,11 +127,7 @@ mod tests {
     use super::*;
 
     fn parse_words(words: &[&str]) -> Result<QPush, CmdError> {
-        let argv = words
-            .iter()
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect();
-        parse(&mut Args::new(argv, 0), 16, 1000)
+        parse(&mut Args::words(words), 16, 1000)
     }
 
     #[test]

@@ -68,11 +68,7 @@ mod tests {
     use super::*;
 
     fn parse_words(words: &[&str]) -> Result<QTouch, CmdError> {
-        let argv = words
-            .iter()
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect();
-        parse(&mut Args::new(argv, 0))
+        parse(&mut Args::words(words))
     }
 
     #[test]
