@@ -8,16 +8,16 @@
 //! other connections' writes too. Replies are written only once every
 //! change they report is committed.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use quern_store::Ticket;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use crate::blocking::{BlockedPull, PullRequest, Registered};
+use crate::clients::ClientHandle;
 use crate::commands::{execute, jobs_reply, Ctx, Outcome, Session};
 use crate::config::OUTPUT_FLUSH_BYTES;
 use crate::resp::{encode, Protocol, Reply, RequestReader};
@@ -61,22 +61,29 @@ impl Output {
 }
 
 /// Serves one connection until it closes, is killed, or the server stops.
-pub async fn serve(server: Arc<Server>, stream: TcpStream, peer: SocketAddr) {
+/// `handle` is the client's registration, made in accept order.
+pub async fn serve(server: Arc<Server>, stream: TcpStream, handle: Arc<ClientHandle>) {
     let _ = stream.set_nodelay(true);
-    let local = stream.local_addr().unwrap_or(server.addr);
-    let handle = server.clients.add(peer, local, server.shutdown.child_token());
     let id = handle.id;
     let mut session = Session {
         protocol: Protocol::Resp2,
         authed: server.settings.requirepass().is_none(),
         handle,
     };
-    let _ = run(&server, stream, &mut session).await;
+    let (mut socket_in, mut socket_out) = stream.into_split();
+    let _ = run(&server, &mut socket_in, &mut socket_out, &mut session).await;
+    // Unlisted before the socket closes: a client that saw the close finds
+    // the connection gone from CLIENT LIST and INFO.
     server.clients.remove(id);
+    drop((socket_in, socket_out));
 }
 
-async fn run(server: &Arc<Server>, stream: TcpStream, session: &mut Session) -> std::io::Result<()> {
-    let (mut socket_in, mut socket_out) = stream.into_split();
+async fn run(
+    server: &Arc<Server>,
+    socket_in: &mut OwnedReadHalf,
+    socket_out: &mut OwnedWriteHalf,
+    session: &mut Session,
+) -> std::io::Result<()> {
     let mut reader = RequestReader::default();
     let mut input = BytesMut::with_capacity(READ_CHUNK);
     let mut out = Output {
@@ -93,7 +100,7 @@ async fn run(server: &Arc<Server>, stream: TcpStream, session: &mut Session) -> 
                 Ok(None) => break,
                 Err(e) => {
                     out.push(Reply::error(format!("ERR {}", e.0)), session.protocol);
-                    out.flush(server, &mut socket_out).await?;
+                    out.flush(server, socket_out).await?;
                     return Ok(());
                 }
             };
@@ -106,8 +113,8 @@ async fn run(server: &Arc<Server>, stream: TcpStream, session: &mut Session) -> 
                 }
                 Outcome::Block(request) => {
                     // Earlier replies go out before the wait.
-                    out.flush(server, &mut socket_out).await?;
-                    let reply = block(server, session, request, &mut socket_in, &mut input).await;
+                    out.flush(server, socket_out).await?;
+                    let reply = block(server, session, request, socket_in, &mut input).await;
                     match reply {
                         Some(reply) => out.push(reply, session.protocol),
                         None => return Ok(()),
@@ -115,20 +122,20 @@ async fn run(server: &Arc<Server>, stream: TcpStream, session: &mut Session) -> 
                 }
                 Outcome::Close(reply) => {
                     out.push(reply, session.protocol);
-                    out.flush(server, &mut socket_out).await?;
+                    out.flush(server, socket_out).await?;
                     return Ok(());
                 }
                 Outcome::Shutdown => {
-                    out.flush(server, &mut socket_out).await?;
+                    out.flush(server, socket_out).await?;
                     server.shutdown.cancel();
                     return Ok(());
                 }
             }
             if out.buf.len() >= OUTPUT_FLUSH_BYTES {
-                out.flush(server, &mut socket_out).await?;
+                out.flush(server, socket_out).await?;
             }
         }
-        out.flush(server, &mut socket_out).await?;
+        out.flush(server, socket_out).await?;
         input.reserve(READ_CHUNK);
         tokio::select! {
             // Requests already read were all run above: stopping here
@@ -149,7 +156,7 @@ async fn block(
     server: &Arc<Server>,
     session: &Session,
     request: PullRequest,
-    socket_in: &mut tokio::net::tcp::OwnedReadHalf,
+    socket_in: &mut OwnedReadHalf,
     input: &mut BytesMut,
 ) -> Option<Reply> {
     let reply = |queue, jobs: Vec<_>| {
@@ -169,10 +176,11 @@ async fn block(
     tokio::pin!(timeout);
     let kill = session.handle.kill.clone();
     let max_input = server.settings.request_limits().max_request;
-    let result = loop {
+    let outcome = loop {
         tokio::select! {
-            served = pull.served() => break Some(served.map_or(Reply::NullArray, |d| reply(d.queue, d.jobs))),
-            _ = &mut timeout => break Some(Reply::NullArray),
+            // In this order: a client that is gone must not be handed jobs,
+            // so its hang-up wins over a hand-off that arrived with it.
+            biased;
             // Dropping `pull` puts back anything handed over meanwhile.
             _ = kill.cancelled() => break None,
             // Watch the socket to notice a client that hangs up; what it
@@ -181,12 +189,24 @@ async fn block(
                 Ok(0) | Err(_) => break None,
                 Ok(_) => {}
             },
+            served = pull.served() => break Some(served),
+            // Timed out; a hand-off that raced with the timer still counts.
+            _ = &mut timeout => break Some(pull.cancel()),
         }
     };
     session.handle.set_blocked(false);
-    match result {
-        // Timed out: a hand-off that raced with the timer still counts.
-        Some(Reply::NullArray) => Some(pull.cancel().map_or(Reply::NullArray, |d| reply(d.queue, d.jobs))),
-        other => other,
+    let delivery = match outcome {
+        None => return None,
+        Some(None) => return Some(Reply::NullArray),
+        Some(Some(delivery)) => delivery,
+    };
+    // The hang-up may have reached us just after the hand-off: look once
+    // more before the jobs go to a socket nobody reads.
+    if let Ok(0) = socket_in.try_read_buf(input) {
+        server.shards.apply(&delivery.queue, |engine, now| {
+            engine.release(&delivery.queue, &delivery.jobs, now)
+        });
+        return None;
     }
+    Some(reply(delivery.queue, delivery.jobs))
 }

@@ -199,8 +199,11 @@ impl Bound {
                         });
                         continue;
                     }
+                    // Registered here, in accept order, so client ids follow it.
+                    let local = stream.local_addr().unwrap_or(server.addr);
+                    let handle = server.clients.add(peer, local, server.shutdown.child_token());
                     let server = server.clone();
-                    connections.spawn(async move { connection::serve(server, stream, peer).await });
+                    connections.spawn(async move { connection::serve(server, stream, handle).await });
                 }
             }
         }

@@ -189,21 +189,27 @@ pub fn check_client_name(name: &[u8]) -> Result<(), CmdError> {
 fn setinfo(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     let attr = args.bytes()?;
     let value = args.bytes()?;
-    check_client_name(&value).map_err(|_| {
-        CmdError::Invalid(format!(
-            "{} cannot contain spaces, newlines or special characters.",
-            String::from_utf8_lossy(&attr)
-        ))
-    })?;
-    match keyword(&attr).as_slice() {
-        b"LIB-NAME" => ctx.session.handle.set_lib(Some(value), None),
-        b"LIB-VER" => ctx.session.handle.set_lib(None, Some(value)),
+    // The attribute first: the first bad argument is the one reported.
+    let name = match keyword(&attr).as_slice() {
+        b"LIB-NAME" => true,
+        b"LIB-VER" => false,
         _ => {
             return Err(CmdError::Invalid(format!(
                 "Unrecognized option '{}'",
                 String::from_utf8_lossy(&attr)
             )))
         }
+    };
+    check_client_name(&value).map_err(|_| {
+        CmdError::Invalid(format!(
+            "{} cannot contain spaces, newlines or special characters.",
+            String::from_utf8_lossy(&attr)
+        ))
+    })?;
+    if name {
+        ctx.session.handle.set_lib(Some(value), None);
+    } else {
+        ctx.session.handle.set_lib(None, Some(value));
     }
     Ok(Reply::Ok.into())
 }
@@ -212,16 +218,19 @@ fn list(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     let mut ids: Option<Vec<u64>> = None;
     while let Some(opt) = args.next_arg() {
         match keyword(&opt).as_slice() {
-            b"TYPE" => match keyword(&args.bytes()?).as_slice() {
-                b"NORMAL" => {}
-                b"MASTER" | b"REPLICA" | b"SLAVE" | b"PUBSUB" => ids = Some(Vec::new()),
-                other => {
-                    return Err(CmdError::Invalid(format!(
-                        "Unknown client type '{}'",
-                        String::from_utf8_lossy(other)
-                    )))
+            b"TYPE" => {
+                let kind = args.bytes()?;
+                match keyword(&kind).as_slice() {
+                    b"NORMAL" => {}
+                    b"MASTER" | b"REPLICA" | b"SLAVE" | b"PUBSUB" => ids = Some(Vec::new()),
+                    _ => {
+                        return Err(CmdError::Invalid(format!(
+                            "Unknown client type '{}'",
+                            String::from_utf8_lossy(&kind)
+                        )))
+                    }
                 }
-            },
+            }
             b"ID" => {
                 let rest = args.rest();
                 if rest.is_empty() {

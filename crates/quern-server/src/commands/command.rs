@@ -306,13 +306,13 @@ fn getkeys(_: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
         Keys::None => Vec::new(),
         Keys::At(i) => at(i).into_iter().collect(),
         Keys::Counted(i) => {
-            // The count is a claim: it must fit the arguments actually sent.
-            let n: usize = at(i).and_then(|n| number(&n).ok()).ok_or_else(invalid)?;
+            // The count is a claim: it must be a number that fits the
+            // arguments actually sent.
+            let bad_arguments = || CmdError::Invalid("Invalid arguments specified for command".into());
+            let n: usize = at(i).and_then(|n| number(&n).ok()).ok_or_else(bad_arguments)?;
             let first = i as usize + 1;
             if n == 0 || n > argv.len().saturating_sub(first) {
-                return Err(CmdError::Invalid(
-                    "Invalid arguments specified for command".into(),
-                ));
+                return Err(bad_arguments());
             }
             argv[first..first + n].to_vec()
         }
