@@ -196,6 +196,8 @@ pub struct Engine {
     /// The queues each blocked puller waits on, to unregister it.
     waiting_on: HashMap<WaiterToken, Vec<Bytes>>,
     changes: Vec<Change>,
+    /// Queues whose record changed since the last `take_changes`, once each.
+    dirty: Vec<QueueId>,
     deliveries: Vec<Delivery>,
 }
 
@@ -211,6 +213,7 @@ impl Engine {
             waiters: HashMap::new(),
             waiting_on: HashMap::new(),
             changes: Vec::new(),
+            dirty: Vec::new(),
             deliveries: Vec::new(),
         }
     }
@@ -268,9 +271,7 @@ impl Engine {
                     State::Waiting
                 },
             };
-            let q = self.queue_mut(qid);
-            q.counters.pushed += 1;
-            q.dirty = true;
+            self.changed(qid).counters.pushed += 1;
             any_ready |= due.is_none();
             self.index(id, &job);
             self.jobs.insert(id, job);
@@ -360,9 +361,7 @@ impl Engine {
         for &id in ids {
             // Checked above; `remove` skips an id repeated in `ids`.
             if self.remove_job(qid, id).is_some() {
-                let q = self.queue_mut(qid);
-                q.counters.acked += 1;
-                q.dirty = true;
+                self.changed(qid).counters.acked += 1;
                 acked += 1;
             }
         }
@@ -429,9 +428,7 @@ impl Engine {
             let to = match job.state {
                 State::Delayed => Target::Waiting,
                 State::Active => {
-                    let q = self.queue_mut(job.queue);
-                    q.counters.expired_leases += 1;
-                    q.dirty = true;
+                    self.changed(job.queue).counters.expired_leases += 1;
                     match self.count_failure(job.queue, id, &job, Some(0), now, false) {
                         Target::Dead => Target::Dead,
                         // An expired lease puts the job straight back.
@@ -530,17 +527,13 @@ impl Engine {
     /// QPAUSE (creating the queue, so it can be paused before first use).
     pub fn pause(&mut self, queue: &[u8]) {
         let qid = self.queue_or_create(queue);
-        let q = self.queue_mut(qid);
-        q.paused = true;
-        q.dirty = true;
+        self.changed(qid).paused = true;
     }
 
     /// QRESUME.
     pub fn resume(&mut self, queue: &[u8], now: Millis) {
         if let Some(&qid) = self.by_name.get(queue) {
-            let q = self.queue_mut(qid);
-            q.paused = false;
-            q.dirty = true;
+            self.changed(qid).paused = false;
             self.serve_waiters(qid, now);
         }
     }
@@ -639,9 +632,12 @@ impl Engine {
     /// ending with the records of queues whose counters or flags changed.
     pub fn take_changes(&mut self, out: &mut Vec<Change>) {
         out.append(&mut self.changes);
-        for q in self.queues.values_mut().filter(|q| q.dirty) {
-            q.dirty = false;
-            out.push(Change::PutQueue(q.record()));
+        for qid in self.dirty.drain(..) {
+            // A queue deleted since it changed has nothing to record.
+            if let Some(q) = self.queues.get_mut(&qid) {
+                q.dirty = false;
+                out.push(Change::PutQueue(q.record()));
+            }
         }
     }
 
@@ -698,6 +694,17 @@ impl Engine {
         self.by_name.get(name).map(|qid| &self.queues[qid])
     }
 
+    /// The queue, marked as changed: its record goes to the store with the
+    /// next [`Engine::take_changes`].
+    fn changed(&mut self, qid: QueueId) -> &mut Queue {
+        let q = self.queues.get_mut(&qid).expect("queue exists");
+        if !q.dirty {
+            q.dirty = true;
+            self.dirty.push(qid);
+        }
+        q
+    }
+
     fn queue_mut(&mut self, qid: QueueId) -> &mut Queue {
         self.queues.get_mut(&qid).expect("queue exists")
     }
@@ -710,6 +717,7 @@ impl Engine {
         let name = Bytes::copy_from_slice(name);
         self.by_name.insert(name.clone(), qid);
         self.queues.insert(qid, Queue::new(qid, name));
+        self.changed(qid);
         qid
     }
 
@@ -741,9 +749,8 @@ impl Engine {
         now: Millis,
         fatal: bool,
     ) -> Target {
-        let q = self.queue_mut(qid);
+        let q = self.changed(qid);
         q.counters.failed += 1;
-        q.dirty = true;
         if fatal || job.attempt > job.spec.retries {
             return Target::Dead;
         }
@@ -811,9 +818,7 @@ impl Engine {
             Target::Delayed(at) => (State::Delayed, at),
             Target::Active(until) => (State::Active, until),
             Target::Dead => {
-                let q = self.queue_mut(job.queue);
-                q.counters.dead += 1;
-                q.dirty = true;
+                self.changed(job.queue).counters.dead += 1;
                 (State::Dead, 0)
             }
         };

@@ -32,7 +32,8 @@ pub(crate) struct Queue {
     pub active: u64,
     /// Dead jobs, in id order.
     pub dead: BTreeSet<JobId>,
-    /// Set when the record changed since the engine last emitted it.
+    /// Set when the record changed since the engine last emitted it (the
+    /// engine also lists the queue then, so that it never scans them all).
     pub dirty: bool,
 }
 
@@ -48,7 +49,7 @@ impl Queue {
             delayed: 0,
             active: 0,
             dead: BTreeSet::new(),
-            dirty: true,
+            dirty: false,
         }
     }
 
