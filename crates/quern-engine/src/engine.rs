@@ -9,7 +9,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::backoff::retry_delay;
-use crate::queue::Queue;
+use crate::queue::{Queue, Ready};
+use crate::specs::{SpecId, Specs};
 use crate::types::{
     Change, Counters, JobId, JobRecord, JobSpec, Millis, QueueId, QueueRecord, State, MAX_JOB_ID,
 };
@@ -160,17 +161,34 @@ pub struct QueueStats {
     pub oldest_waiting_age_ms: u64,
 }
 
-/// A job as the engine holds it. The payload and last error are not here:
-/// they live in the store, so a backlog costs little memory.
+/// A job that is not waiting (delayed, active or dead), as the engine
+/// holds it. Waiting jobs, most of any backlog, live more cheaply in their
+/// queue's ready index ([`Ready`]); a job moves between the two as its
+/// state changes. The payload and last error are in neither: they live in
+/// the store.
 #[derive(Clone, Copy, Debug)]
 struct Job {
-    spec: JobSpec,
+    spec: SpecId,
+    attempt: u32,
     created_at: Millis,
     /// Delayed: when it becomes ready. Active: when the lease runs out.
     deadline: Millis,
     queue: QueueId,
-    attempt: u32,
     state: State,
+}
+
+impl Job {
+    /// The job a ready-index entry of queue `qid` stands for.
+    fn waiting(qid: QueueId, ready: &Ready) -> Job {
+        Job {
+            spec: ready.spec,
+            attempt: ready.attempt,
+            created_at: ready.created_at,
+            deadline: 0,
+            queue: qid,
+            state: State::Waiting,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -186,7 +204,10 @@ pub struct Engine {
     ids: Arc<Ids>,
     queues: HashMap<QueueId, Queue>,
     by_name: HashMap<Bytes, QueueId>,
+    /// Jobs that are not waiting; waiting ones are in their queue.
     jobs: HashMap<JobId, Job>,
+    /// The options of every job, shared.
+    specs: Specs,
     /// Delayed jobs' ready times and active jobs' lease ends, earliest
     /// first: one ordered index instead of a timer per job.
     timers: BTreeSet<(Millis, JobId)>,
@@ -209,6 +230,7 @@ impl Engine {
             queues: HashMap::new(),
             by_name: HashMap::new(),
             jobs: HashMap::new(),
+            specs: Specs::default(),
             timers: BTreeSet::new(),
             waiters: HashMap::new(),
             waiting_on: HashMap::new(),
@@ -251,36 +273,35 @@ impl Engine {
         &mut self,
         queue: &[u8],
         first: JobId,
-        payloads: impl IntoIterator<Item = Bytes>,
+        payloads: impl IntoIterator<Item = Bytes, IntoIter: ExactSizeIterator>,
         opts: &PushOptions,
         now: Millis,
     ) {
+        let payloads = payloads.into_iter();
         let qid = self.queue_or_create(queue);
         let due = opts.ready_at.filter(|&at| at > now);
-        let mut any_ready = false;
+        let spec = self.specs.intern(opts.spec, payloads.len() as u64);
+        let job = Job {
+            spec,
+            attempt: 0,
+            created_at: now,
+            deadline: due.unwrap_or(0),
+            queue: qid,
+            state: if due.is_some() {
+                State::Delayed
+            } else {
+                State::Waiting
+            },
+        };
+        self.changed(qid).counters.pushed += payloads.len() as u64;
         for (id, payload) in (first..).zip(payloads) {
-            let job = Job {
-                spec: opts.spec,
-                created_at: now,
-                deadline: due.unwrap_or(0),
-                queue: qid,
-                attempt: 0,
-                state: if due.is_some() {
-                    State::Delayed
-                } else {
-                    State::Waiting
-                },
-            };
-            self.changed(qid).counters.pushed += 1;
-            any_ready |= due.is_none();
-            self.index(id, &job);
-            self.jobs.insert(id, job);
             self.changes.push(Change::PutJob {
-                record: record(id, &job),
+                record: self.record(id, &job),
                 payload: Some(payload),
             });
+            self.put(id, job);
         }
-        if any_ready {
+        if due.is_none() {
             self.serve_waiters(qid, now);
         }
     }
@@ -353,8 +374,8 @@ impl Engine {
             return Ok(0);
         };
         for &id in ids {
-            if self.job_in(qid, id).is_some() {
-                self.check_active(qid, id, attempt)?;
+            if let Some(job) = self.find(qid, id) {
+                check_active(id, &job, attempt)?;
             }
         }
         let mut acked = 0;
@@ -377,7 +398,7 @@ impl Engine {
         now: Millis,
     ) -> Result<State, EngineError> {
         let qid = self.by_name.get(queue).copied().ok_or(EngineError::NoJob(id))?;
-        let job = self.check_active(qid, id, opts.attempt)?;
+        let job = self.active(qid, id, opts.attempt)?;
         if let Some(error) = &opts.error {
             self.changes.push(Change::SetError {
                 id,
@@ -393,10 +414,10 @@ impl Engine {
                     _ => Target::Waiting,
                 }
             }
-            FailMode::Fatal => self.count_failure(qid, id, &job, Some(0), now, true),
-            FailMode::Retry => self.count_failure(qid, id, &job, opts.retry_in, now, false),
+            FailMode::Fatal => self.count_failure(id, &job, Some(0), now, true),
+            FailMode::Retry => self.count_failure(id, &job, opts.retry_in, now, false),
         };
-        Ok(self.move_job(id, to, now))
+        Ok(self.move_job(qid, id, to, now))
     }
 
     /// QTOUCH: renews an active job's lease; returns the ms it now has.
@@ -409,9 +430,9 @@ impl Engine {
         now: Millis,
     ) -> Result<u64, EngineError> {
         let qid = self.by_name.get(queue).copied().ok_or(EngineError::NoJob(id))?;
-        let job = self.check_active(qid, id, attempt)?;
-        let lease = u64::from(lease_ms.unwrap_or(job.spec.lease_ms));
-        self.move_job(id, Target::Active(now.saturating_add(lease)), now);
+        let job = self.active(qid, id, attempt)?;
+        let lease = u64::from(lease_ms.unwrap_or(self.specs.get(job.spec).lease_ms));
+        self.move_job(qid, id, Target::Active(now.saturating_add(lease)), now);
         Ok(lease)
     }
 
@@ -429,7 +450,7 @@ impl Engine {
                 State::Delayed => Target::Waiting,
                 State::Active => {
                     self.changed(job.queue).counters.expired_leases += 1;
-                    match self.count_failure(job.queue, id, &job, Some(0), now, false) {
+                    match self.count_failure(id, &job, Some(0), now, false) {
                         Target::Dead => Target::Dead,
                         // An expired lease puts the job straight back.
                         _ => Target::Waiting,
@@ -437,7 +458,7 @@ impl Engine {
                 }
                 other => unreachable!("a {other:?} job has no deadline"),
             };
-            self.move_job(id, to, now);
+            self.move_job(job.queue, id, to, now);
         }
     }
 
@@ -456,7 +477,7 @@ impl Engine {
     /// QSTATS; `None` for a queue that does not exist.
     pub fn stats(&self, queue: &[u8], now: Millis) -> Option<QueueStats> {
         let q = self.queue(queue)?;
-        let oldest = q.oldest_ready().map(|id| self.jobs[&id].created_at);
+        let oldest = q.oldest_ready().map(|job| job.created_at);
         Some(QueueStats {
             waiting: q.waiting,
             delayed: q.delayed,
@@ -472,7 +493,7 @@ impl Engine {
     /// QGET: the job's record, if it is in this queue.
     pub fn job(&self, queue: &[u8], id: JobId) -> Option<JobRecord> {
         let qid = *self.by_name.get(queue)?;
-        self.job_in(qid, id).map(|job| record(id, job))
+        self.find(qid, id).map(|job| self.record(id, &job))
     }
 
     /// QPEEK: the next `count` jobs QPULL would hand out, with the attempt
@@ -483,9 +504,9 @@ impl Engine {
         };
         q.ready_iter()
             .take(count)
-            .map(|id| Pulled {
-                id,
-                attempt: self.jobs[&id].attempt + 1,
+            .map(|(_, job)| Pulled {
+                id: job.id,
+                attempt: job.attempt + 1,
             })
             .collect()
     }
@@ -497,7 +518,7 @@ impl Engine {
 
     /// Jobs in this shard, in every state.
     pub fn job_count(&self) -> usize {
-        self.jobs.len()
+        self.jobs.len() + self.queues.values().map(|q| q.waiting as usize).sum::<usize>()
     }
 
     /// Pullers blocked on this shard's queues.
@@ -515,7 +536,7 @@ impl Engine {
         let mut removed = 0;
         for &id in ids {
             let cancellable = self
-                .job_in(qid, id)
+                .find(qid, id)
                 .is_some_and(|job| matches!(job.state, State::Waiting | State::Delayed | State::Blocked));
             if cancellable && self.remove_job(qid, id).is_some() {
                 removed += 1;
@@ -543,7 +564,13 @@ impl Engine {
         let Some(qid) = self.by_name.remove(queue) else {
             return 0;
         };
-        let q = self.queues.remove(&qid).expect("named queue exists");
+        let mut q = self.queues.remove(&qid).expect("named queue exists");
+        let mut deleted = 0;
+        for job in q.ready_drain() {
+            self.specs.release(job.spec);
+            self.changes.push(Change::DeleteJob(job.id));
+            deleted += 1;
+        }
         // Only the timers hold delayed and active jobs, and the timers are
         // far fewer than the backlog.
         let timed: Vec<JobId> = self
@@ -552,12 +579,12 @@ impl Engine {
             .filter(|(_, id)| self.jobs[id].queue == qid)
             .map(|&(_, id)| id)
             .collect();
-        let mut deleted = 0;
-        for id in q.ready_iter().chain(q.dead.iter().copied()).chain(timed) {
+        for id in q.dead.iter().copied().chain(timed) {
             let job = self.jobs.remove(&id).expect("indexed job exists");
             if matches!(job.state, State::Delayed | State::Active) {
                 self.timers.remove(&(job.deadline, id));
             }
+            self.specs.release(job.spec);
             self.changes.push(Change::DeleteJob(id));
             deleted += 1;
         }
@@ -591,30 +618,31 @@ impl Engine {
     /// QDLQ REQUEUE: dead jobs back to waiting with attempts reset; `None`
     /// means all of them. Returns how many.
     pub fn requeue_dead(&mut self, queue: &[u8], ids: Option<&[JobId]>, now: Millis) -> u64 {
-        let chosen = self.chosen_dead(queue, ids);
+        let Some(&qid) = self.by_name.get(queue) else {
+            return 0;
+        };
+        let chosen = self.chosen_dead(qid, ids);
         for &id in &chosen {
             self.jobs.get_mut(&id).expect("dead job exists").attempt = 0;
-            self.move_job(id, Target::Waiting, now);
+            self.move_job(qid, id, Target::Waiting, now);
         }
         chosen.len() as u64
     }
 
     /// QDLQ PURGE: deletes dead jobs; `None` means all of them.
     pub fn purge_dead(&mut self, queue: &[u8], ids: Option<&[JobId]>) -> u64 {
-        let chosen = self.chosen_dead(queue, ids);
         let Some(&qid) = self.by_name.get(queue) else {
             return 0;
         };
+        let chosen = self.chosen_dead(qid, ids);
         for &id in &chosen {
             self.remove_job(qid, id);
         }
         chosen.len() as u64
     }
 
-    fn chosen_dead(&self, queue: &[u8], ids: Option<&[JobId]>) -> Vec<JobId> {
-        let Some(q) = self.queue(queue) else {
-            return Vec::new();
-        };
+    fn chosen_dead(&self, qid: QueueId, ids: Option<&[JobId]>) -> Vec<JobId> {
+        let q = &self.queues[&qid];
         match ids {
             None => q.dead.iter().copied().collect(),
             Some(ids) => {
@@ -663,27 +691,35 @@ impl Engine {
     /// first. Jobs load in id order, which keeps FIFO order.
     pub fn restore_job(&mut self, r: JobRecord) {
         self.ids.observe(r.id, 0);
-        let job = Job {
-            spec: r.spec,
-            created_at: r.created_at,
-            deadline: r.deadline,
-            queue: r.queue,
-            attempt: r.attempt,
-            state: r.state,
-        };
         if !self.queues.contains_key(&r.queue) {
             debug_assert!(false, "job {} of unknown queue {}", r.id, r.queue);
             return;
         }
-        self.index(r.id, &job);
-        self.jobs.insert(r.id, job);
+        let job = Job {
+            spec: self.specs.intern(r.spec, 1),
+            attempt: r.attempt,
+            created_at: r.created_at,
+            deadline: r.deadline,
+            queue: r.queue,
+            state: r.state,
+        };
+        self.put(r.id, job);
     }
 
     /// Every queue and job record, for comparing engines in tests.
     pub fn snapshot(&self) -> (Vec<QueueRecord>, Vec<JobRecord>) {
         let mut queues: Vec<QueueRecord> = self.queues.values().map(Queue::record).collect();
         queues.sort_by_key(|q| q.id);
-        let mut jobs: Vec<JobRecord> = self.jobs.iter().map(|(&id, job)| record(id, job)).collect();
+        let waiting = self.queues.values().flat_map(|q| {
+            q.ready_iter()
+                .map(|(_, ready)| self.record(ready.id, &Job::waiting(q.id, ready)))
+        });
+        let mut jobs: Vec<JobRecord> = self
+            .jobs
+            .iter()
+            .map(|(&id, job)| self.record(id, job))
+            .chain(waiting)
+            .collect();
         jobs.sort_by_key(|j| j.id);
         (queues, jobs)
     }
@@ -705,10 +741,6 @@ impl Engine {
         q
     }
 
-    fn queue_mut(&mut self, qid: QueueId) -> &mut Queue {
-        self.queues.get_mut(&qid).expect("queue exists")
-    }
-
     fn queue_or_create(&mut self, name: &[u8]) -> QueueId {
         if let Some(&qid) = self.by_name.get(name) {
             return qid;
@@ -721,19 +753,34 @@ impl Engine {
         qid
     }
 
-    fn job_in(&self, qid: QueueId, id: JobId) -> Option<&Job> {
-        self.jobs.get(&id).filter(|job| job.queue == qid)
+    /// Job `id` of queue `qid`, wherever its state keeps it.
+    fn find(&self, qid: QueueId, id: JobId) -> Option<Job> {
+        match self.jobs.get(&id) {
+            Some(job) => Some(*job).filter(|job| job.queue == qid),
+            None => {
+                let (_, ready) = self.queues.get(&qid)?.ready_get(id)?;
+                Some(Job::waiting(qid, &ready))
+            }
+        }
     }
 
     /// The job if it is active in `qid` under the given attempt.
-    fn check_active(&self, qid: QueueId, id: JobId, attempt: Option<u32>) -> Result<Job, EngineError> {
-        let job = *self.job_in(qid, id).ok_or(EngineError::NoJob(id))?;
-        match (job.state, attempt) {
-            (State::Active, Some(a)) if a != job.attempt => Err(EngineError::LeaseLost(id)),
-            (State::Active, _) => Ok(job),
-            // The worker's lease is gone: say so rather than "no job".
-            (_, Some(_)) => Err(EngineError::LeaseLost(id)),
-            (_, None) => Err(EngineError::NoJob(id)),
+    fn active(&self, qid: QueueId, id: JobId, attempt: Option<u32>) -> Result<Job, EngineError> {
+        let job = self.find(qid, id).ok_or(EngineError::NoJob(id))?;
+        check_active(id, &job, attempt)?;
+        Ok(job)
+    }
+
+    /// The record the store keeps for `job`.
+    fn record(&self, id: JobId, job: &Job) -> JobRecord {
+        JobRecord {
+            id,
+            queue: job.queue,
+            state: job.state,
+            spec: self.specs.get(job.spec),
+            attempt: job.attempt,
+            created_at: job.created_at,
+            deadline: job.deadline,
         }
     }
 
@@ -742,20 +789,20 @@ impl Engine {
     /// backoff.
     fn count_failure(
         &mut self,
-        qid: QueueId,
         id: JobId,
         job: &Job,
         retry_in: Option<u64>,
         now: Millis,
         fatal: bool,
     ) -> Target {
-        let q = self.changed(qid);
+        let spec = self.specs.get(job.spec);
+        let q = self.changed(job.queue);
         q.counters.failed += 1;
-        if fatal || job.attempt > job.spec.retries {
+        if fatal || job.attempt > spec.retries {
             return Target::Dead;
         }
         q.counters.retried += 1;
-        let wait = retry_in.unwrap_or_else(|| retry_delay(job.spec.backoff_ms, job.attempt, id));
+        let wait = retry_in.unwrap_or_else(|| retry_delay(spec.backoff_ms, job.attempt, id));
         if wait == 0 {
             Target::Waiting
         } else {
@@ -771,16 +818,21 @@ impl Engine {
         // Never reserve more than exists: COUNT is a client's claim.
         let mut pulled = Vec::with_capacity(u64::from(count).min(q.waiting) as usize);
         while pulled.len() < count as usize {
-            let Some(id) = self.queues[&qid].ready_first() else {
+            let Some((_, ready)) = self.queue_mut(qid).ready_pop() else {
                 break;
             };
-            let job = self.jobs.get_mut(&id).expect("ready job exists");
+            let mut job = Job::waiting(qid, &ready);
             job.attempt = job.attempt.saturating_add(1);
-            let lease = u64::from(lease_ms.unwrap_or(job.spec.lease_ms));
-            self.move_job(id, Target::Active(now.saturating_add(lease)), now);
+            let lease = u64::from(lease_ms.unwrap_or(self.specs.get(job.spec).lease_ms));
+            (job.state, job.deadline) = (State::Active, now.saturating_add(lease));
+            self.changes.push(Change::PutJob {
+                record: self.record(ready.id, &job),
+                payload: None,
+            });
+            self.put(ready.id, job);
             pulled.push(Pulled {
-                id,
-                attempt: self.jobs[&id].attempt,
+                id: ready.id,
+                attempt: job.attempt,
             });
         }
         pulled
@@ -808,39 +860,45 @@ impl Engine {
         }
     }
 
-    /// Moves a job to `to`: its queue's indexes and counts, the timers, the
-    /// change record; serves blocked pullers when it became ready.
-    fn move_job(&mut self, id: JobId, to: Target, now: Millis) -> State {
-        let mut job = self.jobs[&id];
-        self.unindex(id, &job);
+    /// Moves job `id` of `qid` to `to`: its queue's indexes and counts, the
+    /// timers, the change record; serves blocked pullers when it became
+    /// ready.
+    fn move_job(&mut self, qid: QueueId, id: JobId, to: Target, now: Millis) -> State {
+        let mut job = self.take(qid, id).expect("moved job exists");
         (job.state, job.deadline) = match to {
             Target::Waiting => (State::Waiting, 0),
             Target::Delayed(at) => (State::Delayed, at),
             Target::Active(until) => (State::Active, until),
             Target::Dead => {
-                self.changed(job.queue).counters.dead += 1;
+                self.changed(qid).counters.dead += 1;
                 (State::Dead, 0)
             }
         };
-        self.index(id, &job);
-        self.jobs.insert(id, job);
         self.changes.push(Change::PutJob {
-            record: record(id, &job),
+            record: self.record(id, &job),
             payload: None,
         });
+        self.put(id, job);
         if job.state == State::Waiting {
-            self.serve_waiters(job.queue, now);
+            self.serve_waiters(qid, now);
         }
         job.state
     }
 
-    /// Adds a job to the index of its state and counts it there.
-    fn index(&mut self, id: JobId, job: &Job) {
+    /// Files a job under its state: the ready index when waiting, else
+    /// the job table (and the timers or the dead set); counts it there.
+    fn put(&mut self, id: JobId, job: Job) {
         let q = self.queues.get_mut(&job.queue).expect("job's queue exists");
         match job.state {
             State::Waiting => {
-                q.ready_insert(job.spec.priority, id);
-                q.waiting += 1;
+                let ready = Ready {
+                    id,
+                    created_at: job.created_at,
+                    spec: job.spec,
+                    attempt: job.attempt,
+                };
+                q.ready_insert(self.specs.get(job.spec).priority, ready);
+                return;
             }
             State::Delayed => {
                 q.delayed += 1;
@@ -855,16 +913,21 @@ impl Engine {
             }
             State::Blocked => {}
         }
+        self.jobs.insert(id, job);
     }
 
-    /// Takes a job out of the index of its state and its count.
-    fn unindex(&mut self, id: JobId, job: &Job) {
-        let q = self.queues.get_mut(&job.queue).expect("job's queue exists");
+    /// Takes job `id` of `qid` out of wherever [`Engine::put`] filed it.
+    fn take(&mut self, qid: QueueId, id: JobId) -> Option<Job> {
+        let Some(&job) = self.jobs.get(&id) else {
+            let (_, ready) = self.queues.get_mut(&qid)?.ready_remove(id)?;
+            return Some(Job::waiting(qid, &ready));
+        };
+        if job.queue != qid {
+            return None;
+        }
+        self.jobs.remove(&id);
+        let q = self.queue_mut(qid);
         match job.state {
-            State::Waiting => {
-                q.ready_remove(job.spec.priority, id);
-                q.waiting -= 1;
-            }
             State::Delayed => {
                 q.delayed -= 1;
                 self.timers.remove(&(job.deadline, id));
@@ -876,17 +939,32 @@ impl Engine {
             State::Dead => {
                 q.dead.remove(&id);
             }
-            State::Blocked => {}
+            State::Waiting | State::Blocked => {}
         }
+        Some(job)
+    }
+
+    fn queue_mut(&mut self, qid: QueueId) -> &mut Queue {
+        self.queues.get_mut(&qid).expect("queue exists")
     }
 
     /// Removes a job of `qid` from every index; records the deletion.
     fn remove_job(&mut self, qid: QueueId, id: JobId) -> Option<Job> {
-        let job = *self.job_in(qid, id)?;
-        self.unindex(id, &job);
-        self.jobs.remove(&id);
+        let job = self.take(qid, id)?;
+        self.specs.release(job.spec);
         self.changes.push(Change::DeleteJob(id));
         Some(job)
+    }
+}
+
+/// Refuses a job that is not active under the given attempt.
+fn check_active(id: JobId, job: &Job, attempt: Option<u32>) -> Result<(), EngineError> {
+    match (job.state, attempt) {
+        (State::Active, Some(a)) if a != job.attempt => Err(EngineError::LeaseLost(id)),
+        (State::Active, _) => Ok(()),
+        // The worker's lease is gone: say so rather than "no job".
+        (_, Some(_)) => Err(EngineError::LeaseLost(id)),
+        (_, None) => Err(EngineError::NoJob(id)),
     }
 }
 
@@ -897,16 +975,4 @@ enum Target {
     Delayed(Millis),
     Active(Millis),
     Dead,
-}
-
-fn record(id: JobId, job: &Job) -> JobRecord {
-    JobRecord {
-        id,
-        queue: job.queue,
-        state: job.state,
-        spec: job.spec,
-        attempt: job.attempt,
-        created_at: job.created_at,
-        deadline: job.deadline,
-    }
 }

@@ -42,6 +42,7 @@
 mod backoff;
 mod engine;
 mod queue;
+mod specs;
 mod types;
 
 pub use backoff::{retry_delay, MAX_BACKOFF_MS};

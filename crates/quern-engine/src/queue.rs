@@ -1,4 +1,4 @@
-//! One queue's indexes: ready jobs by (priority, push order), dead jobs,
+//! One queue's indexes: waiting jobs by (priority, push order), dead jobs,
 //! and how many jobs are in each state.
 
 use std::cmp::Reverse;
@@ -6,7 +6,24 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 
-use crate::types::{Counters, JobId, QueueId, QueueRecord};
+use crate::specs::SpecId;
+use crate::types::{Counters, JobId, Millis, QueueId, QueueRecord};
+
+/// A waiting job: all the engine keeps about it while it waits. A backlog
+/// is mostly waiting jobs, so this is what a backlog costs: 24 bytes a
+/// job, with no per-job allocation and no hash-table entry. The priority
+/// is the level the job sits in; the queue is the one holding it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Ready {
+    /// The job's id; within a level, ids are in push order.
+    pub id: JobId,
+    /// When it was pushed.
+    pub created_at: Millis,
+    /// Its options, interned in the engine's spec table.
+    pub spec: SpecId,
+    /// Deliveries so far (0 until the first pull).
+    pub attempt: u32,
+}
 
 /// A queue inside one engine shard.
 #[derive(Debug)]
@@ -22,9 +39,9 @@ pub(crate) struct Queue {
     /// Waiting jobs: one deque per priority, highest first; each deque is
     /// sorted by id, which is push order. A new job is appended; a job that
     /// comes back (retry, requeue) is inserted at its id's place, which is
-    /// near the front, so both are cheap. 8 bytes per waiting job.
-    ready: BTreeMap<Reverse<i64>, VecDeque<JobId>>,
-    /// Number of ids in `ready`; the engine keeps the counts.
+    /// near the front, so both are cheap.
+    ready: BTreeMap<Reverse<i64>, VecDeque<Ready>>,
+    /// Number of jobs in `ready`.
     pub waiting: u64,
     /// Jobs in state delayed (their deadlines are in the engine's timers).
     pub delayed: u64,
@@ -67,51 +84,79 @@ impl Queue {
         self.waiting + self.delayed + self.active + self.dead.len() as u64
     }
 
-    pub fn ready_insert(&mut self, priority: i64, id: JobId) {
+    /// Adds a waiting job at its place: after every higher priority, in id
+    /// order within its own.
+    pub fn ready_insert(&mut self, priority: i64, job: Ready) {
         let level = self.ready.entry(Reverse(priority)).or_default();
         match level.back() {
-            Some(&last) if last > id => {
-                let at = level.partition_point(|&x| x < id);
-                level.insert(at, id);
+            Some(last) if last.id > job.id => {
+                let at = level.partition_point(|x| x.id < job.id);
+                level.insert(at, job);
             }
-            _ => level.push_back(id),
+            _ => level.push_back(job),
         }
+        self.waiting += 1;
     }
 
-    /// The next job to hand out: highest priority, then lowest id.
-    pub fn ready_first(&self) -> Option<JobId> {
-        self.ready
-            .values()
-            .next()
-            .and_then(|level| level.front().copied())
+    /// Takes the next job to hand out: highest priority, then lowest id.
+    pub fn ready_pop(&mut self) -> Option<(i64, Ready)> {
+        let mut level = self.ready.first_entry()?;
+        let priority = level.key().0;
+        let job = level.get_mut().pop_front()?;
+        if level.get().is_empty() {
+            level.remove();
+        }
+        self.waiting -= 1;
+        Some((priority, job))
     }
 
-    pub fn ready_remove(&mut self, priority: i64, id: JobId) -> bool {
-        let Some(level) = self.ready.get_mut(&Reverse(priority)) else {
-            return false;
-        };
-        let Ok(at) = level.binary_search(&id) else {
-            return false;
-        };
-        level.remove(at);
+    /// Where waiting job `id` sits: its priority and index in that level.
+    fn ready_find(&self, id: JobId) -> Option<(i64, usize)> {
+        self.ready.iter().find_map(|(&Reverse(priority), level)| {
+            level
+                .binary_search_by_key(&id, |job| job.id)
+                .ok()
+                .map(|at| (priority, at))
+        })
+    }
+
+    /// Waiting job `id` and its priority.
+    pub fn ready_get(&self, id: JobId) -> Option<(i64, Ready)> {
+        let (priority, at) = self.ready_find(id)?;
+        Some((priority, self.ready[&Reverse(priority)][at]))
+    }
+
+    /// Takes waiting job `id` out of the index.
+    pub fn ready_remove(&mut self, id: JobId) -> Option<(i64, Ready)> {
+        let (priority, at) = self.ready_find(id)?;
+        let level = self.ready.get_mut(&Reverse(priority)).expect("found above");
+        let job = level.remove(at).expect("found above");
         if level.is_empty() {
             self.ready.remove(&Reverse(priority));
         }
-        true
+        self.waiting -= 1;
+        Some((priority, job))
     }
 
-    /// Waiting jobs in the order they would be pulled.
-    pub fn ready_iter(&self) -> impl Iterator<Item = JobId> + '_ {
-        self.ready.values().flatten().copied()
+    /// Waiting jobs in the order they would be pulled, with their priority.
+    pub fn ready_iter(&self) -> impl Iterator<Item = (i64, &Ready)> + '_ {
+        self.ready
+            .iter()
+            .flat_map(|(&Reverse(priority), level)| level.iter().map(move |job| (priority, job)))
     }
 
-    /// The lowest id among waiting jobs: the one pushed first.
-    pub fn oldest_ready(&self) -> Option<JobId> {
+    /// Empties the ready index, for deleting the queue.
+    pub fn ready_drain(&mut self) -> impl Iterator<Item = Ready> {
+        self.waiting = 0;
+        std::mem::take(&mut self.ready).into_values().flatten()
+    }
+
+    /// The waiting job pushed first (lowest id).
+    pub fn oldest_ready(&self) -> Option<&Ready> {
         self.ready
             .values()
             .filter_map(|level| level.front())
-            .min()
-            .copied()
+            .min_by_key(|job| job.id)
     }
 }
 
@@ -119,18 +164,40 @@ impl Queue {
 mod tests {
     use super::*;
 
+    fn ready(id: JobId) -> Ready {
+        Ready {
+            id,
+            created_at: id * 10,
+            spec: 0,
+            attempt: 0,
+        }
+    }
+
     #[test]
     fn priority_then_fifo_with_reinsertion() {
         let mut q = Queue::new(1, Bytes::from_static(b"q"));
         for (prio, id) in [(0, 1), (5, 2), (0, 3), (5, 4), (-1, 5)] {
-            q.ready_insert(prio, id);
+            q.ready_insert(prio, ready(id));
         }
         // A returning job goes back to its push-order place.
-        assert!(q.ready_remove(0, 1));
-        q.ready_insert(0, 1);
-        assert_eq!(q.ready_iter().collect::<Vec<_>>(), vec![2, 4, 1, 3, 5]);
-        assert_eq!(q.ready_first(), Some(2));
-        assert_eq!(q.oldest_ready(), Some(1));
-        assert!(!q.ready_remove(0, 2), "2 has priority 5");
+        assert_eq!(q.ready_remove(1), Some((0, ready(1))));
+        q.ready_insert(0, ready(1));
+        let order: Vec<_> = q.ready_iter().map(|(p, j)| (p, j.id)).collect();
+        assert_eq!(order, vec![(5, 2), (5, 4), (0, 1), (0, 3), (-1, 5)]);
+        assert_eq!(q.oldest_ready().map(|j| j.id), Some(1));
+        assert_eq!(q.ready_get(4), Some((5, ready(4))));
+        assert_eq!(q.ready_get(6), None);
+        assert_eq!(q.waiting, 5);
+        assert_eq!(q.ready_pop(), Some((5, ready(2))));
+        assert_eq!(q.ready_pop(), Some((5, ready(4))));
+        assert_eq!(q.ready_pop(), Some((0, ready(1))));
+        assert_eq!(q.waiting, 2);
+        assert_eq!(q.ready_drain().map(|j| j.id).collect::<Vec<_>>(), vec![3, 5]);
+        assert_eq!((q.waiting, q.ready_pop()), (0, None));
+    }
+
+    #[test]
+    fn a_waiting_job_costs_24_bytes() {
+        assert_eq!(std::mem::size_of::<Ready>(), 24);
     }
 }

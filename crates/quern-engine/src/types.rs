@@ -66,7 +66,7 @@ impl State {
 }
 
 /// The options a job was pushed with; fixed for the job's life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct JobSpec {
     /// Higher is pulled first.
     pub priority: i64,

@@ -364,9 +364,10 @@ impl Store {
             other => StoreError::Lmdb(other),
         })?;
         let dbs = init_databases(&env, &dir)?;
-        let (next_job, next_queue) = {
+        let (next_job, next_queue, appended) = {
             let txn = env.read_txn()?;
-            read_counters(&dbs, &txn)?
+            let (next_job, next_queue) = read_counters(&dbs, &txn)?;
+            (next_job, next_queue, highest_job_key(&dbs, &txn)?)
         };
         let page_size = u64::from(env.unnamed_database_stat().page_size);
 
@@ -378,6 +379,7 @@ impl Store {
             config.fsync,
             next_job,
             next_queue,
+            appended,
         );
         let handle = thread::Builder::new()
             .name("quern-store".into())
@@ -762,4 +764,15 @@ fn read_counters(dbs: &Dbs, txn: &heed::RoTxn) -> Result<(JobId, QueueId), Store
         None => 1,
     };
     Ok((next_job.max(1), next_queue.max(1)))
+}
+
+/// The highest job id with a record or a payload on disk (0 when none).
+fn highest_job_key(dbs: &Dbs, txn: &heed::RoTxn) -> Result<JobId, StoreError> {
+    let mut highest = 0;
+    for db in [dbs.jobs, dbs.payloads] {
+        if let Some((key, _)) = db.last(txn)? {
+            highest = highest.max(format::decode_job_key(key)?);
+        }
+    }
+    Ok(highest)
 }

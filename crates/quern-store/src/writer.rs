@@ -5,16 +5,18 @@
 //! whatever arrived meanwhile. That loop is group commit: while one commit
 //! waits for the disk, every submission that arrives joins the next one.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use heed::{Env, WithoutTls};
-use quern_engine::{Change, JobId, QueueId};
+use bytes::Bytes;
+use heed::{Env, MdbError, PutFlags, RwTxn, WithoutTls};
+use quern_engine::{Change, JobId, JobRecord, QueueId, QueueRecord};
 
 use crate::error::StoreError;
 use crate::format::{self, meta_key};
-use crate::store::{Dbs, Fsync, Shared, Ticket};
+use crate::store::{Db, Dbs, Fsync, Shared, Ticket};
 
 /// With fsync everysec, the longest a commit stays unsynced.
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
@@ -46,8 +48,62 @@ pub(crate) struct Writer {
     next_job: JobId,
     /// `meta.next_queue` as committed.
     next_queue: QueueId,
+    /// Jobs with ids up to this one may be stored; above it, a job is new
+    /// to LMDB and can be appended.
+    appended: JobId,
     /// Reused buffer for encoding queue records.
     scratch: Vec<u8>,
+    /// Reused by `commit`: where each queue's last change in the batch is.
+    last_queue_change: HashMap<QueueId, usize>,
+    /// Reused by `commit`: every job change as (job id, place in batch).
+    by_job: Vec<(JobId, usize)>,
+}
+
+/// Puts `value` under `key`, appending when `append` says the key is above
+/// every stored one. Should that ever be wrong, LMDB refuses the append
+/// before changing anything, and a plain put does the job.
+fn put(db: Db, txn: &mut RwTxn, key: &[u8], value: &[u8], append: bool) -> Result<(), heed::Error> {
+    if append {
+        match db.put_with_flags(txn, PutFlags::APPEND, key, value) {
+            Err(heed::Error::Mdb(MdbError::KeyExist)) => {}
+            done => return done,
+        }
+    }
+    db.put(txn, key, value)
+}
+
+/// What a batch's changes to one job come to.
+#[derive(Debug, Default)]
+struct NetJob<'a> {
+    /// The last record written.
+    record: Option<&'a JobRecord>,
+    /// The payload, when the job was pushed in this batch.
+    payload: Option<&'a Bytes>,
+    /// The last error set.
+    error: Option<&'a Bytes>,
+    /// The batch deletes the job (the other fields no longer matter).
+    deleted: bool,
+}
+
+impl<'a> NetJob<'a> {
+    /// The net effect of one job's changes, given in the order made.
+    fn of(changes: impl Iterator<Item = &'a Change>) -> NetJob<'a> {
+        let mut net = NetJob::default();
+        for change in changes {
+            match change {
+                Change::PutJob { record, payload } => {
+                    net.record = Some(record);
+                    if payload.is_some() {
+                        net.payload = payload.as_ref();
+                    }
+                }
+                Change::SetError { error, .. } => net.error = Some(error),
+                Change::DeleteJob(_) => net.deleted = true,
+                Change::PutQueue(_) | Change::DeleteQueue(_) => {}
+            }
+        }
+        net
+    }
 }
 
 /// Marks the writer stopped however its thread ends, panics included, so
@@ -69,6 +125,7 @@ impl Writer {
         fsync: Fsync,
         next_job: JobId,
         next_queue: QueueId,
+        appended: JobId,
     ) -> Writer {
         Writer {
             env,
@@ -77,7 +134,10 @@ impl Writer {
             fsync,
             next_job,
             next_queue,
+            appended,
             scratch: Vec::new(),
+            last_queue_change: HashMap::new(),
+            by_job: Vec::new(),
         }
     }
 
@@ -161,6 +221,7 @@ impl Writer {
                         carry.clear();
                         // A burst must not pin its memory for the server's life.
                         carry.shrink_to(KEEP_CAPACITY);
+                        self.by_job.shrink_to(KEEP_CAPACITY);
                         failures = 0;
                         retry_at = None;
                         unsynced = self.fsync != Fsync::Always;
@@ -203,6 +264,12 @@ impl Writer {
 
     /// Writes `changes` in one transaction, with the id counters when the
     /// changes pass them.
+    ///
+    /// Only each record's net effect in the batch is written: a queue's
+    /// last record, a job's last record, and nothing at all for a job both
+    /// pushed and deleted within the batch (a fast worker's ack often joins
+    /// its push's commit). Jobs are written in id order, and ids above any
+    /// stored yet are appended (LMDB's `APPEND`: no search, full pages).
     fn commit(&mut self, changes: &[Change]) -> Result<(), heed::Error> {
         #[cfg(test)]
         let _hold = self.shared.hold.lock().unwrap_or_else(PoisonError::into_inner);
@@ -210,39 +277,67 @@ impl Writer {
         let mut txn = self.env.write_txn()?;
         let mut next_job = self.next_job;
         let mut next_queue = self.next_queue;
-        for change in changes {
+
+        // Queue changes, in order, each only when no later one of the same
+        // queue supersedes it.
+        self.last_queue_change.clear();
+        self.by_job.clear();
+        for (at, change) in changes.iter().enumerate() {
             match change {
-                Change::PutQueue(record) => {
-                    format::encode_queue(record, &mut self.scratch);
-                    dbs.queues
-                        .put(&mut txn, &format::queue_key(record.id), &self.scratch)?;
-                    next_queue = next_queue.max(record.id.saturating_add(1));
+                Change::PutQueue(QueueRecord { id, .. }) | Change::DeleteQueue(id) => {
+                    self.last_queue_change.insert(*id, at);
                 }
-                Change::DeleteQueue(id) => {
-                    dbs.queues.delete(&mut txn, &format::queue_key(*id))?;
-                    next_queue = next_queue.max(id.saturating_add(1));
-                }
-                Change::PutJob { record, payload } => {
-                    let key = format::job_key(record.id);
-                    dbs.jobs.put(&mut txn, &key, &format::encode_job(record))?;
-                    if let Some(payload) = payload {
-                        dbs.payloads.put(&mut txn, &key, payload)?;
-                    }
-                    next_job = next_job.max(record.id.saturating_add(1));
-                }
-                Change::SetError { id, error } => {
-                    dbs.errors.put(&mut txn, &format::job_key(*id), error)?;
-                    next_job = next_job.max(id.saturating_add(1));
-                }
-                Change::DeleteJob(id) => {
-                    let key = format::job_key(*id);
+                Change::PutJob { record, .. } => self.by_job.push((record.id, at)),
+                Change::SetError { id, .. } | Change::DeleteJob(id) => self.by_job.push((*id, at)),
+            }
+        }
+        for (at, change) in changes.iter().enumerate() {
+            let (Change::PutQueue(QueueRecord { id, .. }) | Change::DeleteQueue(id)) = change else {
+                continue;
+            };
+            next_queue = next_queue.max(id.saturating_add(1));
+            if self.last_queue_change[id] != at {
+                continue;
+            }
+            let key = format::queue_key(*id);
+            if let Change::PutQueue(record) = change {
+                format::encode_queue(record, &mut self.scratch);
+                dbs.queues.put(&mut txn, &key, &self.scratch)?;
+            } else {
+                dbs.queues.delete(&mut txn, &key)?;
+            }
+        }
+
+        // Job changes by id, each id's in the order they were made.
+        self.by_job.sort_unstable();
+        let mut appended = self.appended;
+        for group in self.by_job.chunk_by(|a, b| a.0 == b.0) {
+            let id = group[0].0;
+            next_job = next_job.max(id.saturating_add(1));
+            let net = NetJob::of(group.iter().map(|&(_, at)| &changes[at]));
+            let key = format::job_key(id);
+            if net.deleted {
+                // Pushed and deleted in this batch: nothing ever reached the disk.
+                if net.payload.is_none() {
                     dbs.jobs.delete(&mut txn, &key)?;
                     dbs.payloads.delete(&mut txn, &key)?;
                     dbs.errors.delete(&mut txn, &key)?;
-                    next_job = next_job.max(id.saturating_add(1));
                 }
+                continue;
+            }
+            let append = id > appended;
+            appended = appended.max(id);
+            if let Some(record) = net.record {
+                put(dbs.jobs, &mut txn, &key, &format::encode_job(record), append)?;
+            }
+            if let Some(payload) = net.payload {
+                put(dbs.payloads, &mut txn, &key, payload, append)?;
+            }
+            if let Some(error) = net.error {
+                dbs.errors.put(&mut txn, &key, error)?;
             }
         }
+
         // Ids of deleted jobs and queues must not come back after a
         // restart, so the counters are kept apart from the records.
         if next_job > self.next_job {
@@ -256,6 +351,7 @@ impl Writer {
         txn.commit()?;
         self.next_job = next_job;
         self.next_queue = next_queue;
+        self.appended = appended;
         Ok(())
     }
 

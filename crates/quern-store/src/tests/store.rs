@@ -506,3 +506,94 @@ fn a_second_open_of_the_same_directory_is_refused() {
     assert!(matches!(error, StoreError::InUse(_)), "{error}");
     assert!(error.to_string().contains("in use by another process"), "{error}");
 }
+
+/// A batch writes each record's net effect: a job pushed and deleted in
+/// one batch leaves nothing, a queue's records collapse to its last, and
+/// ids that arrive out of order (shards reserve ids before they submit)
+/// are stored whether or not they could be appended.
+#[test]
+fn a_batch_writes_each_records_net_effect_in_any_id_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(dir.path(), Fsync::Always)).unwrap();
+    let active = |id| Change::PutJob {
+        record: JobRecord {
+            state: State::Active,
+            attempt: 1,
+            deadline: 9_000,
+            ..job_record(id, 1)
+        },
+        payload: None,
+    };
+    let pushed_twice = QueueRecord {
+        counters: Counters {
+            pushed: 2,
+            ..Counters::default()
+        },
+        ..queue_record(1)
+    };
+    submit_and_wait(
+        &store,
+        &mut vec![
+            Change::PutQueue(queue_record(1)),
+            put_job(20, 1, "twenty"),
+            // Pushed, pulled and acked before the commit.
+            put_job(21, 1, "gone"),
+            active(21),
+            Change::DeleteJob(21),
+            Change::PutQueue(pushed_twice.clone()),
+            // A lower id submitted later, by another shard.
+            put_job(10, 1, "ten"),
+            Change::SetError {
+                id: 10,
+                error: Bytes::from_static(b"first"),
+            },
+            Change::SetError {
+                id: 10,
+                error: Bytes::from_static(b"second"),
+            },
+        ],
+    );
+    // A later batch: an id below the highest stored, and one above.
+    submit_and_wait(
+        &store,
+        &mut vec![put_job(15, 1, "fifteen"), put_job(30, 1, "thirty"), active(20)],
+    );
+
+    let mut queues = Vec::new();
+    let mut jobs = Vec::new();
+    store.load(|q| queues.push(q), |j| jobs.push(j)).unwrap();
+    assert_eq!(queues, vec![pushed_twice]);
+    let stored: Vec<(JobId, State)> = jobs.iter().map(|j| (j.id, j.state)).collect();
+    assert_eq!(
+        stored,
+        vec![
+            (10, State::Waiting),
+            (15, State::Waiting),
+            (20, State::Active),
+            (30, State::Waiting)
+        ]
+    );
+    let payloads = store.payloads(&[10, 15, 20, 21, 30]).unwrap();
+    let text: Vec<Option<&[u8]>> = payloads.iter().map(|p| p.as_deref()).collect();
+    assert_eq!(
+        text,
+        vec![
+            Some(&b"ten"[..]),
+            Some(&b"fifteen"[..]),
+            Some(&b"twenty"[..]),
+            None,
+            Some(&b"thirty"[..])
+        ]
+    );
+    assert_eq!(store.last_error(10).unwrap().as_deref(), Some(&b"second"[..]));
+    let txn = store.env.read_txn().unwrap();
+    assert_eq!(store.dbs.payloads.len(&txn).unwrap(), 4, "job 21 never written");
+    drop(txn);
+
+    // Reopened, appending continues above what is stored.
+    let store = reopen(store, Fsync::Always);
+    submit_and_wait(&store, &mut vec![put_job(25, 1, "25"), put_job(31, 1, "31")]);
+    let mut ids = Vec::new();
+    store.load(|_| {}, |j| ids.push(j.id)).unwrap();
+    assert_eq!(ids, vec![10, 15, 20, 25, 30, 31]);
+}
