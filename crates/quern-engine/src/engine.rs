@@ -161,6 +161,11 @@ pub struct QueueStats {
     pub oldest_waiting_age_ms: u64,
 }
 
+/// A map keyed by ids the server hands out, never by what a client
+/// chooses, so a fast hash is safe; maps keyed by names clients choose
+/// keep std's keyed hash.
+type IdMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// A job that is not waiting (delayed, active or dead), as the engine
 /// holds it. Waiting jobs, most of any backlog, live more cheaply in their
 /// queue's ready index ([`Ready`]); a job moves between the two as its
@@ -202,10 +207,10 @@ struct Waiter {
 #[derive(Debug)]
 pub struct Engine {
     ids: Arc<Ids>,
-    queues: HashMap<QueueId, Queue>,
+    queues: IdMap<QueueId, Queue>,
     by_name: HashMap<Bytes, QueueId>,
     /// Jobs that are not waiting; waiting ones are in their queue.
-    jobs: HashMap<JobId, Job>,
+    jobs: IdMap<JobId, Job>,
     /// The options of every job, shared.
     specs: Specs,
     /// Delayed jobs' ready times and active jobs' lease ends, earliest
@@ -227,9 +232,9 @@ impl Engine {
     pub fn new(ids: Arc<Ids>) -> Engine {
         Engine {
             ids,
-            queues: HashMap::new(),
+            queues: IdMap::default(),
             by_name: HashMap::new(),
-            jobs: HashMap::new(),
+            jobs: IdMap::default(),
             specs: Specs::default(),
             timers: BTreeSet::new(),
             waiters: HashMap::new(),

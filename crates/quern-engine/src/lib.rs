@@ -42,6 +42,7 @@
 mod backoff;
 mod engine;
 mod queue;
+mod ready;
 mod specs;
 mod types;
 

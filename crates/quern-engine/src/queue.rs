@@ -2,10 +2,11 @@
 //! and how many jobs are in each state.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use bytes::Bytes;
 
+use crate::ready::ReadyList;
 use crate::specs::SpecId;
 use crate::types::{Counters, JobId, Millis, QueueId, QueueRecord};
 
@@ -36,11 +37,9 @@ pub(crate) struct Queue {
     pub paused: bool,
     /// Lifetime counters, persisted with the queue's record.
     pub counters: Counters,
-    /// Waiting jobs: one deque per priority, highest first; each deque is
-    /// sorted by id, which is push order. A new job is appended; a job that
-    /// comes back (retry, requeue) is inserted at its id's place, which is
-    /// near the front, so both are cheap.
-    ready: BTreeMap<Reverse<i64>, VecDeque<Ready>>,
+    /// Waiting jobs: one list per priority, highest first; each list is
+    /// in id order, which is push order.
+    ready: BTreeMap<Reverse<i64>, ReadyList>,
     /// Number of jobs in `ready`.
     pub waiting: u64,
     /// Jobs in state delayed (their deadlines are in the engine's timers).
@@ -87,14 +86,7 @@ impl Queue {
     /// Adds a waiting job at its place: after every higher priority, in id
     /// order within its own.
     pub fn ready_insert(&mut self, priority: i64, job: Ready) {
-        let level = self.ready.entry(Reverse(priority)).or_default();
-        match level.back() {
-            Some(last) if last.id > job.id => {
-                let at = level.partition_point(|x| x.id < job.id);
-                level.insert(at, job);
-            }
-            _ => level.push_back(job),
-        }
+        self.ready.entry(Reverse(priority)).or_default().insert(job);
         self.waiting += 1;
     }
 
@@ -110,28 +102,20 @@ impl Queue {
         Some((priority, job))
     }
 
-    /// Where waiting job `id` sits: its priority and index in that level.
-    fn ready_find(&self, id: JobId) -> Option<(i64, usize)> {
-        self.ready.iter().find_map(|(&Reverse(priority), level)| {
-            level
-                .binary_search_by_key(&id, |job| job.id)
-                .ok()
-                .map(|at| (priority, at))
-        })
-    }
-
     /// Waiting job `id` and its priority.
     pub fn ready_get(&self, id: JobId) -> Option<(i64, Ready)> {
-        let (priority, at) = self.ready_find(id)?;
-        Some((priority, self.ready[&Reverse(priority)][at]))
+        self.ready
+            .iter()
+            .find_map(|(&Reverse(priority), level)| level.get(id).map(|job| (priority, job)))
     }
 
     /// Takes waiting job `id` out of the index.
     pub fn ready_remove(&mut self, id: JobId) -> Option<(i64, Ready)> {
-        let (priority, at) = self.ready_find(id)?;
-        let level = self.ready.get_mut(&Reverse(priority)).expect("found above");
-        let job = level.remove(at).expect("found above");
-        if level.is_empty() {
+        let (priority, job) = self
+            .ready
+            .iter_mut()
+            .find_map(|(&Reverse(priority), level)| level.remove(id).map(|job| (priority, job)))?;
+        if self.ready[&Reverse(priority)].is_empty() {
             self.ready.remove(&Reverse(priority));
         }
         self.waiting -= 1;
@@ -148,7 +132,9 @@ impl Queue {
     /// Empties the ready index, for deleting the queue.
     pub fn ready_drain(&mut self) -> impl Iterator<Item = Ready> {
         self.waiting = 0;
-        std::mem::take(&mut self.ready).into_values().flatten()
+        std::mem::take(&mut self.ready)
+            .into_values()
+            .flat_map(ReadyList::into_iter)
     }
 
     /// The waiting job pushed first (lowest id).

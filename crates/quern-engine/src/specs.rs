@@ -20,11 +20,21 @@ pub(crate) struct Specs {
     index: HashMap<JobSpec, SpecId>,
     /// Free slots, reused before the table grows.
     free: Vec<SpecId>,
+    /// The slot interned last; it may since have been freed or reused.
+    last: Option<SpecId>,
 }
 
 impl Specs {
     /// The id of `spec`, counted `jobs` times more.
     pub fn intern(&mut self, spec: JobSpec, jobs: u64) -> SpecId {
+        // Runs of jobs share their options: skip the hash for a repeat.
+        if let Some(id) = self.last {
+            let slot = &mut self.slots[id as usize];
+            if slot.1 > 0 && slot.0 == spec {
+                slot.1 += jobs;
+                return id;
+            }
+        }
         let id = match self.index.get(&spec) {
             Some(&id) => id,
             None => {
@@ -43,6 +53,7 @@ impl Specs {
             }
         };
         self.slots[id as usize].1 += jobs;
+        self.last = Some(id);
         id
     }
 
@@ -88,6 +99,11 @@ mod tests {
         // The freed slot serves the next new spec.
         let c = JobSpec { retries: 9, ..a };
         assert_eq!(specs.intern(c, 1), ib);
+        // b's old slot now holds c: b must get a slot of its own.
+        let ib2 = specs.intern(b, 1);
+        assert_ne!(ib2, ib);
+        assert_eq!((specs.get(ib2), specs.get(ib)), (b, c));
+        specs.release(ib2);
         for _ in 0..3 {
             specs.release(ia);
         }

@@ -32,7 +32,10 @@ mod config;
 mod connection;
 mod error;
 mod glob;
-mod resp;
+// Public only for the benchmarks in benches/resp.rs: not part of the
+// crate's API, and free to change with the protocol code.
+#[doc(hidden)]
+pub mod resp;
 mod server;
 mod shards;
 

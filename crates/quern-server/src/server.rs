@@ -2,14 +2,12 @@
 //! engines), the accept loop and an orderly shutdown.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use quern_engine::{Ids, QueueId};
+use quern_engine::{Ids, JobRecord, QueueId};
 use quern_store::{Store, StoreConfig, StoreError};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
@@ -149,29 +147,56 @@ pub async fn bind(config: Config) -> Result<Bound, StartError> {
     })
 }
 
+/// Jobs handed to a shard at a time while restoring: one lock per batch.
+const RESTORE_BATCH: usize = 4096;
+
 /// Loads every queue and job into its shard; returns the job count.
+///
+/// Two threads share the work: this one reads and decodes the store while
+/// a second files the decoded jobs into the engines, so a large backlog
+/// loads in about the time the slower half takes.
 fn restore(store: &Store, shards: &Shards) -> Result<u64, StartError> {
-    // Both callbacks need the names: queues load first, then their jobs.
-    let names: RefCell<HashMap<QueueId, Bytes>> = RefCell::default();
+    // Queues load before their jobs, so each job's shard is known from its
+    // queue id, without hashing the queue's name per job.
+    let shard_of: RefCell<foldhash::HashMap<QueueId, usize>> = RefCell::default();
+    let mut batches: Vec<Vec<JobRecord>> = vec![Vec::new(); shards.len()];
     let mut jobs = 0;
-    let loaded = store
-        .load(
+    let (to_engines, batches_in) = std::sync::mpsc::sync_channel::<(usize, Vec<JobRecord>)>(16);
+    let loaded = std::thread::scope(|scope| {
+        scope.spawn(move || {
+            for (index, batch) in batches_in {
+                shards.restore_jobs(index, batch.into_iter());
+            }
+        });
+        let loaded = store.load(
             |queue| {
-                names.borrow_mut().insert(queue.id, queue.name.clone());
-                let name = queue.name.clone();
-                shards.restore(&name, |engine| engine.restore_queue(queue));
+                let index = shards.index(&queue.name);
+                shard_of.borrow_mut().insert(queue.id, index);
+                shards.restore_queue(index, queue);
             },
-            |job| match names.borrow().get(&job.queue) {
-                Some(name) => {
+            |job| match shard_of.borrow().get(&job.queue) {
+                Some(&index) => {
                     jobs += 1;
-                    shards.restore(name, |engine| engine.restore_job(job));
+                    let batch = &mut batches[index];
+                    batch.push(job);
+                    if batch.len() == RESTORE_BATCH {
+                        let full = std::mem::replace(batch, Vec::with_capacity(RESTORE_BATCH));
+                        // The filing thread ends only when this sender drops.
+                        let _ = to_engines.send((index, full));
+                    }
                 }
                 // A job whose queue record is missing cannot be served;
                 // the store's own checks make this unreachable.
                 None => eprintln!("quern: job {} names unknown queue {}; skipped", job.id, job.queue),
             },
-        )
-        .map_err(StartError::Store)?;
+        );
+        for (index, batch) in batches.into_iter().enumerate() {
+            let _ = to_engines.send((index, batch));
+        }
+        drop(to_engines);
+        loaded
+    })
+    .map_err(StartError::Store)?;
     shards.ids().observe(
         loaded.next_job.saturating_sub(1),
         loaded.next_queue.saturating_sub(1),

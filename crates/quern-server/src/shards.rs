@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use quern_engine::{Change, Engine, Ids, Millis};
+use quern_engine::{Change, Engine, Ids, JobRecord, Millis, QueueRecord};
 use quern_store::{Store, Ticket};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -75,7 +75,7 @@ impl Shards {
     }
 
     /// The shard that holds `queue`.
-    fn index(&self, queue: &[u8]) -> usize {
+    pub fn index(&self, queue: &[u8]) -> usize {
         let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(queue);
         (hash % self.shards.len() as u64) as usize
     }
@@ -111,9 +111,22 @@ impl Shards {
         }
     }
 
-    /// Routes a restored record to its shard. Used before serving.
-    pub fn restore(&self, queue: &[u8], op: impl FnOnce(&mut Engine)) {
-        op(&mut self.lock(self.index(queue)).engine);
+    /// Restores a queue's record into shard `index`. Used before serving.
+    pub fn restore_queue(&self, index: usize, queue: QueueRecord) {
+        self.lock(index).engine.restore_queue(queue);
+    }
+
+    /// Restores jobs, in id order, into shard `index`. Used before serving.
+    pub fn restore_jobs(&self, index: usize, jobs: impl Iterator<Item = JobRecord>) {
+        let engine = &mut self.lock(index).engine;
+        for job in jobs {
+            engine.restore_job(job);
+        }
+    }
+
+    /// Shards there are.
+    pub fn len(&self) -> usize {
+        self.shards.len()
     }
 
     /// The shared id counters.

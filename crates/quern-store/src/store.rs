@@ -1,7 +1,7 @@
 //! The store's handle: opening, loading, submitting changes, waiting for
 //! their commit, and reading payloads and errors.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -415,7 +415,8 @@ impl Store {
     ) -> Result<LoadedIds, StoreError> {
         let txn = self.env.read_txn()?;
         let (mut next_job, mut next_queue) = read_counters(&self.dbs, &txn)?;
-        let mut queues = HashSet::new();
+        // Keyed by stored ids: a fast hash, looked up once per job.
+        let mut queues = foldhash::HashSet::default();
         for entry in self.dbs.queues.iter(&txn)? {
             let (key, value) = entry?;
             let record = format::decode_queue(key, value)?;

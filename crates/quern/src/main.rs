@@ -80,6 +80,7 @@ fn main() -> ExitCode {
 async fn run(config: Config) -> ExitCode {
     let dir = config.dir.clone();
     let fsync = config.fsync;
+    let loading = std::time::Instant::now();
     let bound = match quern_server::bind(config).await {
         Ok(bound) => bound,
         Err(e) => {
@@ -89,10 +90,11 @@ async fn run(config: Config) -> ExitCode {
     };
     let server = bound.server().clone();
     eprintln!(
-        "quern {}: {} jobs loaded from {} (fsync {})",
+        "quern {}: {} jobs loaded from {} in {} ms (fsync {})",
         env!("CARGO_PKG_VERSION"),
         bound.jobs_loaded,
         dir.display(),
+        loading.elapsed().as_millis(),
         fsync.name()
     );
     // Tests and scripts read this line to learn the port.
