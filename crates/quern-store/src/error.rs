@@ -8,7 +8,7 @@ use std::path::PathBuf;
 #[derive(Debug)]
 pub enum StoreError {
     /// A filesystem operation outside LMDB failed (creating the data
-    /// directory, starting the writer thread), or LMDB failed to open its
+    /// directory, starting a thread), or LMDB failed to open its
     /// files.
     Io {
         /// The file or directory concerned.
@@ -33,7 +33,7 @@ pub enum StoreError {
     InUse(PathBuf),
     /// A stored record cannot be decoded; the message names it.
     Corrupt(String),
-    /// The store has shut down (or its writer stopped) before the work was
+    /// The store has shut down (or its threads stopped) before the work was
     /// committed.
     Closed,
 }

@@ -9,6 +9,7 @@
 //!
 //! ```text
 //! meta      "format_version" → u32          "next_job" → u64     "next_queue" → u32
+//!           "wal_applied" → u64 (the last log record held, see `wal`)
 //! queues    queue id u32     → paused u8 | pushed u64 | acked u64 | failed u64
 //!                              | retried u64 | dead u64 | expired_leases u64 | name (rest)
 //! jobs      job id u64       → record_version u8 (=1) | queue u32 | state u8 | priority i64
@@ -54,6 +55,8 @@ pub(crate) mod meta_key {
     pub const NEXT_JOB: &[u8] = b"next_job";
     /// u32: no queue id below this will be handed out again.
     pub const NEXT_QUEUE: &[u8] = b"next_queue";
+    /// u64: the last write-ahead log record whose changes LMDB holds.
+    pub const WAL_APPLIED: &[u8] = b"wal_applied";
 }
 
 /// Length of a job record.
@@ -159,7 +162,7 @@ pub(crate) fn decode_job(key: &[u8], value: &[u8]) -> Result<JobRecord, StoreErr
     })
 }
 
-/// Encodes a queue's record into `out` (cleared first, so the writer can
+/// Encodes a queue's record into `out` (cleared first, so the applier can
 /// reuse one buffer).
 pub(crate) fn encode_queue(r: &QueueRecord, out: &mut Vec<u8>) {
     out.clear();

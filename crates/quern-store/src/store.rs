@@ -8,6 +8,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::{self, JoinHandle};
+use std::time::Instant;
 
 use bytes::Bytes;
 use heed::types::Bytes as Raw;
@@ -17,7 +18,8 @@ use tokio::sync::watch;
 
 use crate::error::StoreError;
 use crate::format::{self, db, meta_key, FORMAT_VERSION};
-use crate::writer::Writer;
+use crate::wal::Wal;
+use crate::writer::{Applier, Logger};
 
 /// The number of a batch of changes: [`Store::submit`] returns it and
 /// [`Store::committed`] waits for it. Batches are committed in order, so
@@ -126,15 +128,19 @@ impl Default for StoreConfig {
 /// Figures for INFO and metrics.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StoreStats {
-    /// Write transactions committed.
+    /// Commits: records written to the write-ahead log, each durable
+    /// (with fsync always) before its waiters are told.
     pub commits: u64,
     /// Changes committed, over all commits.
     pub changes: u64,
     /// Changes in the last commit.
     pub last_batch: u64,
-    /// Syncs to disk: one per commit with fsync always, plus explicit ones
-    /// (every second, at shutdown).
+    /// Syncs to disk, of the log and of LMDB: with fsync always, one per
+    /// commit and one per checkpoint, plus explicit ones (every second, at
+    /// shutdown).
     pub fsyncs: u64,
+    /// Commits to LMDB, each holding many commits of the log.
+    pub checkpoints: u64,
     /// Changes submitted but not committed yet.
     pub pending: usize,
     /// The map size, in bytes.
@@ -181,30 +187,30 @@ pub struct Store {
     dir: PathBuf,
     /// The sync policy the environment was opened with.
     fsync: Fsync,
-    /// The LMDB environment; the writer thread holds a clone.
+    /// The LMDB environment; the applier thread holds a clone.
     pub(crate) env: Env<WithoutTls>,
     /// Its databases.
     pub(crate) dbs: Dbs,
     /// LMDB's page size, for `used_bytes`.
     page_size: u64,
-    /// What submitters, readers and the writer share.
+    /// What submitters, readers, the logger and the applier share.
     pub(crate) shared: Arc<Shared>,
-    /// The writer thread, until shutdown joins it.
-    writer: Mutex<Option<JoinHandle<Result<(), StoreError>>>>,
+    /// The logger thread (which joins the applier), until shutdown joins it.
+    logger: Mutex<Option<JoinHandle<Result<(), StoreError>>>>,
     /// `quern.lock` in the data directory, locked for the store's life so
     /// that a second server cannot open the same data (its ids would
     /// collide with ours). The OS releases it if the process dies.
     _lock: std::fs::File,
 }
 
-/// State shared by the handle and the writer thread.
+/// State shared by the handle, the logger and the applier.
 #[derive(Debug)]
 pub(crate) struct Shared {
     /// The open batch and the unsynced overlay.
     pub pending: Mutex<Pending>,
-    /// Wakes the writer: a batch became non-empty, or shutdown began.
+    /// Wakes the logger: a batch became non-empty, or shutdown began.
     pub wake: Condvar,
-    /// The last committed batch, and whether the writer has stopped.
+    /// The last committed batch, and whether the logger has stopped.
     pub progress: watch::Sender<Progress>,
     /// Changes submitted and not yet committed.
     pub backlog: AtomicUsize,
@@ -216,11 +222,22 @@ pub(crate) struct Shared {
     pub last_batch: AtomicU64,
     /// Syncs to disk.
     pub fsyncs: AtomicU64,
+    /// Commits to LMDB.
+    pub checkpoints: AtomicU64,
+    /// What the logger hands the applier, and what LMDB holds.
+    pub apply: Mutex<Apply>,
+    /// Wakes the applier: changes arrived, someone waits, or shutdown.
+    pub apply_wake: Condvar,
+    /// Wakes those waiting for LMDB to hold something.
+    pub applied: Condvar,
     /// The last failure, for INFO.
     pub last_error: Mutex<Option<String>>,
-    /// Tests hold this to keep the writer from committing.
+    /// Tests hold this to keep the logger from writing the log.
     #[cfg(test)]
     pub hold: Mutex<()>,
+    /// Tests hold this to keep the applier from writing LMDB.
+    #[cfg(test)]
+    pub hold_apply: Mutex<()>,
 }
 
 impl Shared {
@@ -242,9 +259,15 @@ impl Shared {
             changes: AtomicU64::new(0),
             last_batch: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
+            checkpoints: AtomicU64::new(0),
+            apply: Mutex::new(Apply::default()),
+            apply_wake: Condvar::new(),
+            applied: Condvar::new(),
             last_error: Mutex::new(None),
             #[cfg(test)]
             hold: Mutex::new(()),
+            #[cfg(test)]
+            hold_apply: Mutex::new(()),
         }
     }
 
@@ -262,27 +285,51 @@ impl Shared {
     }
 }
 
-/// What the writer publishes after each commit.
+/// What the logger publishes after each commit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Progress {
     /// Every batch up to this one is committed.
     pub committed: Ticket,
-    /// The writer has stopped: later batches will never be committed.
+    /// The logger has stopped: later batches will never be committed.
     pub stopped: bool,
 }
 
-/// Changes submitted and not yet taken by the writer.
+/// Changes the log holds and LMDB does not yet, on their way from the
+/// logger to the applier; and how far LMDB has got.
+#[derive(Debug, Default)]
+pub(crate) struct Apply {
+    /// The changes, in order.
+    pub changes: Vec<Change>,
+    /// The newest batch among them, and its log record.
+    pub ticket: Ticket,
+    pub seq: u64,
+    /// When the oldest of them arrived.
+    pub since: Option<Instant>,
+    /// Someone waits for LMDB: commit now, and sync LMDB even when fsync
+    /// is everysec or no.
+    pub urgent: bool,
+    /// The logger has stopped: commit what is left, sync, stop.
+    pub closing: bool,
+    /// LMDB holds every batch up to this one, and every log record up to
+    /// `applied_seq`.
+    pub applied_ticket: Ticket,
+    pub applied_seq: u64,
+    /// The applier has stopped.
+    pub stopped: bool,
+}
+
+/// Changes submitted and not yet taken by the logger.
 #[derive(Debug)]
 pub(crate) struct Pending {
     /// The open batch, in submission order.
     pub batch: Vec<Change>,
-    /// The open batch's number; the writer takes it and opens the next.
+    /// The open batch's number; the logger takes it and opens the next.
     pub open: Ticket,
     /// Shutdown has begun: new submissions are dropped.
     pub closing: bool,
-    /// Payloads, errors and deletions submitted but not yet committed, so
-    /// that readers see them at once. The writer removes an entry once the
-    /// batch that last touched it is committed.
+    /// Payloads, errors and deletions submitted but not yet in LMDB, so
+    /// that readers see them at once. The applier removes an entry once
+    /// LMDB holds the batch that last touched it.
     pub unsynced: HashMap<JobId, Unsynced>,
 }
 
@@ -338,8 +385,9 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File, StoreError> {
 pub const LOCK_FILE: &str = "quern.lock";
 
 impl Store {
-    /// Opens (or creates) the store in `config.dir` and starts its writer
-    /// thread, `quern-store`.
+    /// Opens (or creates) the store in `config.dir`, puts into LMDB what
+    /// only the log holds, and starts the threads `quern-log` and
+    /// `quern-store`.
     ///
     /// The format version is checked before any other database is opened:
     /// data of another version is refused with [`StoreError::Format`] and
@@ -364,15 +412,19 @@ impl Store {
             other => StoreError::Lmdb(other),
         })?;
         let dbs = init_databases(&env, &dir)?;
-        let (next_job, next_queue, appended) = {
+        let (next_job, next_queue, appended, wal_applied) = {
             let txn = env.read_txn()?;
             let (next_job, next_queue) = read_counters(&dbs, &txn)?;
-            (next_job, next_queue, highest_job_key(&dbs, &txn)?)
+            let wal_applied = match dbs.meta.get(&txn, meta_key::WAL_APPLIED)? {
+                Some(value) => format::decode_meta_u64(meta_key::WAL_APPLIED, value)?,
+                None => 0,
+            };
+            (next_job, next_queue, highest_job_key(&dbs, &txn)?, wal_applied)
         };
         let page_size = u64::from(env.unnamed_database_stat().page_size);
 
         let shared = Arc::new(Shared::new());
-        let writer = Writer::new(
+        let mut applier = Applier::new(
             env.clone(),
             dbs,
             Arc::clone(&shared),
@@ -381,13 +433,29 @@ impl Store {
             next_queue,
             appended,
         );
-        let handle = thread::Builder::new()
-            .name("quern-store".into())
-            .spawn(move || writer.run())
-            .map_err(|source| StoreError::Io {
-                path: dir.clone(),
-                source,
-            })?;
+        // What the log holds beyond LMDB (the last moments before a crash)
+        // goes into LMDB, synced, before anything else is written.
+        let (wal, unapplied) = Wal::open(&dir, wal_applied)?;
+        if unapplied.last_seq > wal_applied {
+            applier.commit(&unapplied.changes, unapplied.last_seq)?;
+            applier.sync()?;
+        }
+        {
+            let mut apply = shared.apply_state();
+            apply.applied_seq = unapplied.last_seq;
+        }
+        let spawn = |name: &str, body: Box<dyn FnOnce() -> Result<(), StoreError> + Send>| {
+            thread::Builder::new()
+                .name(name.into())
+                .spawn(body)
+                .map_err(|source| StoreError::Io {
+                    path: dir.clone(),
+                    source,
+                })
+        };
+        let applier = spawn("quern-store", Box::new(move || applier.run()))?;
+        let logger = Logger::new(wal, Arc::clone(&shared), config.fsync, applier);
+        let handle = spawn("quern-log", Box::new(move || logger.run()))?;
         Ok(Arc::new(Store {
             dir,
             fsync: config.fsync,
@@ -395,7 +463,7 @@ impl Store {
             dbs,
             page_size,
             shared,
-            writer: Mutex::new(Some(handle)),
+            logger: Mutex::new(Some(handle)),
             _lock: lock,
         }))
     }
@@ -413,6 +481,7 @@ impl Store {
         mut on_queue: impl FnMut(QueueRecord),
         mut on_job: impl FnMut(JobRecord),
     ) -> Result<LoadedIds, StoreError> {
+        self.checkpoint()?;
         let txn = self.env.read_txn()?;
         let (mut next_job, mut next_queue) = read_counters(&self.dbs, &txn)?;
         // Keyed by stored ids: a fast hash, looked up once per job.
@@ -439,7 +508,7 @@ impl Store {
         Ok(LoadedIds { next_job, next_queue })
     }
 
-    /// Hands `changes` (drained, in order) to the writer and returns the
+    /// Hands `changes` (drained, in order) to the logger and returns the
     /// number of the batch they joined. Never waits for IO: it takes one
     /// mutex and appends. Call it under the lock that ordered the changes
     /// (the engine shard's), so that one shard's changes stay in order.
@@ -499,16 +568,16 @@ impl Store {
         }
         drop(guard);
         if was_empty {
-            // The writer sleeps only while the batch is empty, so only the
+            // The logger sleeps only while the batch is empty, so only the
             // first submission of a batch needs to wake it.
             self.shared.wake.notify_one();
         }
         ticket
     }
 
-    /// Resolves once batch `ticket` is committed: written to LMDB, and with
-    /// [`Fsync::Always`] synced to disk. [`StoreError::Closed`] when the
-    /// writer stopped without committing it.
+    /// Resolves once batch `ticket` is committed: written to the log, and
+    /// with [`Fsync::Always`] flushed to disk. [`StoreError::Closed`] when the
+    /// logger stopped without committing it.
     pub async fn committed(&self, ticket: Ticket) -> Result<(), StoreError> {
         if self.is_committed(ticket) {
             return Ok(());
@@ -524,6 +593,27 @@ impl Store {
         } else {
             Err(StoreError::Closed)
         }
+    }
+
+    /// Waits until LMDB itself holds, synced, everything committed so
+    /// far (committed changes may otherwise still be only in the log).
+    /// [`Store::load`] calls it; normally nothing else needs to.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        let target = self.shared.progress.borrow().committed;
+        let mut apply = self.shared.apply_state();
+        while apply.applied_ticket < target {
+            if apply.stopped {
+                return Err(StoreError::Closed);
+            }
+            apply.urgent = true;
+            self.shared.apply_wake.notify_all();
+            apply = self
+                .shared
+                .applied
+                .wait(apply)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        Ok(())
     }
 
     /// Whether batch `ticket` is committed.
@@ -579,7 +669,7 @@ impl Store {
             return Ok(out);
         }
         // An entry missing from the overlay was either never submitted or
-        // is committed already (the writer commits before it removes
+        // is in LMDB already (the applier commits before it removes
         // entries), so a transaction begun now sees it.
         let db = match which {
             Which::Payload => self.dbs.payloads,
@@ -604,6 +694,7 @@ impl Store {
             changes: s.changes.load(Ordering::Relaxed),
             last_batch: s.last_batch.load(Ordering::Relaxed),
             fsyncs: s.fsyncs.load(Ordering::Relaxed),
+            checkpoints: s.checkpoints.load(Ordering::Relaxed),
             pending: self.backlog(),
             map_size: info.map_size as u64,
             used_bytes: (info.last_page_number as u64 + 1).saturating_mul(self.page_size),
@@ -625,15 +716,16 @@ impl Store {
         self.fsync
     }
 
-    /// Commits everything submitted so far, syncs it to disk whatever the
-    /// policy, and stops the writer. Later submissions are dropped and
-    /// their tickets resolve to [`StoreError::Closed`]. Idempotent: later
-    /// calls return `Ok` at once.
+    /// Commits everything submitted so far, puts it into LMDB, syncs both
+    /// whatever the policy, and stops the threads. Later submissions are
+    /// dropped and their tickets resolve to [`StoreError::Closed`].
+    /// Idempotent: later calls return `Ok` at once.
     ///
-    /// Blocks until the writer has finished (normally one commit); from
-    /// async code, call it on a blocking thread. When commits keep failing
-    /// it gives up after a few quick retries and returns the error: the
-    /// changes it could not commit are lost.
+    /// Blocks until both threads have finished (normally a commit each);
+    /// from async code, call it on a blocking thread. When writes keep
+    /// failing it gives up after a few quick retries and returns the
+    /// error: what the log holds is put into LMDB at the next start; what
+    /// it could not log is lost.
     ///
     /// The environment itself stays open, for reads, until the last
     /// `Arc<Store>` is dropped.
@@ -641,12 +733,12 @@ impl Store {
         self.shared.lock().closing = true;
         self.shared.wake.notify_all();
         // Held while joining, so a concurrent call returns only once the
-        // writer is done too.
-        let mut writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        match writer.take() {
+        // threads are done too.
+        let mut logger = self.logger.lock().unwrap_or_else(PoisonError::into_inner);
+        match logger.take() {
             None => Ok(()),
             // A panic was already printed by the panic hook, and the
-            // writer's guard told every waiter.
+            // threads' guards told every waiter.
             Some(handle) => handle.join().unwrap_or(Err(StoreError::Closed)),
         }
     }

@@ -1,13 +1,22 @@
-//! The writer thread: the only code that writes to LMDB.
+//! The two threads that write: the logger makes changes durable in the
+//! write-ahead log, the applier puts them into LMDB.
 //!
-//! It sleeps until a batch is open, takes the whole batch, commits it in
-//! one write transaction, publishes the batch's number, and goes back for
-//! whatever arrived meanwhile. That loop is group commit: while one commit
-//! waits for the disk, every submission that arrives joins the next one.
+//! The logger sleeps until a batch is open, takes the whole batch, appends
+//! it to the log as one record, flushes it (fsync always), hands it to the
+//! applier and publishes the batch's number: that is group commit, since
+//! every submission that arrives during a flush joins the next record.
+//!
+//! The applier gathers what the logger hands it for up to
+//! [`APPLY_INTERVAL`] (or [`APPLY_MAX`] changes), then commits it to LMDB
+//! in one transaction that also records the last log record it holds. Only
+//! then do payloads leave the memory overlay that readers consult first.
+//! When a log file is full, the logger asks the applier to catch up before
+//! writing over the other file.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
+use std::sync::{Arc, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,155 +25,140 @@ use quern_engine::{Change, JobId, JobRecord, QueueId, QueueRecord};
 
 use crate::error::StoreError;
 use crate::format::{self, meta_key};
-use crate::store::{Db, Dbs, Fsync, Shared, Ticket};
+use crate::store::{Apply, Db, Dbs, Fsync, Shared, Ticket};
+use crate::wal::Wal;
 
-/// With fsync everysec, the longest a commit stays unsynced.
+/// With fsync everysec, the longest the log (and LMDB) stay unsynced.
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
-/// The first pause after a failed commit; it doubles on each failure.
+/// The longest a durable change waits before it is put into LMDB.
+const APPLY_INTERVAL: Duration = Duration::from_millis(50);
+/// Changes waiting for LMDB that start a commit at once.
+const APPLY_MAX: usize = 256 * 1024;
+/// The first pause after a failed write; it doubles on each failure.
 const FIRST_RETRY: Duration = Duration::from_millis(100);
-/// The longest pause between retries of a failing commit.
+/// The longest pause between retries of a failing write.
 const MAX_RETRY: Duration = Duration::from_secs(5);
-/// During shutdown: retries of a failing commit before giving up, and the
+/// During shutdown: retries of a failing write before giving up, and the
 /// longest pause between them, so that shutdown (and `Drop`) end.
 const CLOSING_ATTEMPTS: u32 = 5;
 const MAX_CLOSING_RETRY: Duration = Duration::from_millis(500);
 
-/// Changes (about 100 bytes each) whose room a batch keeps after a commit,
+/// Changes (about 100 bytes each) whose room a buffer keeps after use,
 /// and overlay entries whose room the overlay keeps once empty; a burst
 /// beyond this gives its memory back.
 const KEEP_CAPACITY: usize = 64 * 1024;
 
-/// The writer's state; it lives on the writer thread.
-pub(crate) struct Writer {
-    /// The environment (a clone of the handle's).
-    env: Env<WithoutTls>,
-    /// Its databases.
-    dbs: Dbs,
-    /// What it shares with the handle.
-    shared: Arc<Shared>,
-    /// When to sync.
-    fsync: Fsync,
-    /// `meta.next_job` as committed; written only when a batch passes it.
-    next_job: JobId,
-    /// `meta.next_queue` as committed.
-    next_queue: QueueId,
-    /// Jobs with ids up to this one may be stored; above it, a job is new
-    /// to LMDB and can be appended.
-    appended: JobId,
-    /// Reused buffer for encoding queue records.
-    scratch: Vec<u8>,
-    /// Reused by `commit`: where each queue's last change in the batch is.
-    last_queue_change: HashMap<QueueId, usize>,
-    /// Reused by `commit`: every job change as (job id, place in batch).
-    by_job: Vec<(JobId, usize)>,
-}
-
-/// Puts `value` under `key`, appending when `append` says the key is above
-/// every stored one. Should that ever be wrong, LMDB refuses the append
-/// before changing anything, and a plain put does the job.
-fn put(db: Db, txn: &mut RwTxn, key: &[u8], value: &[u8], append: bool) -> Result<(), heed::Error> {
-    if append {
-        match db.put_with_flags(txn, PutFlags::APPEND, key, value) {
-            Err(heed::Error::Mdb(MdbError::KeyExist)) => {}
-            done => return done,
-        }
-    }
-    db.put(txn, key, value)
-}
-
-/// What a batch's changes to one job come to.
+/// Retries of a failing write: when the next attempt is due.
 #[derive(Debug, Default)]
-struct NetJob<'a> {
-    /// The last record written.
-    record: Option<&'a JobRecord>,
-    /// The payload, when the job was pushed in this batch.
-    payload: Option<&'a Bytes>,
-    /// The last error set.
-    error: Option<&'a Bytes>,
-    /// The batch deletes the job (the other fields no longer matter).
-    deleted: bool,
+struct Retry {
+    failures: u32,
+    closing_failures: u32,
+    at: Option<Instant>,
 }
 
-impl<'a> NetJob<'a> {
-    /// The net effect of one job's changes, given in the order made.
-    fn of(changes: impl Iterator<Item = &'a Change>) -> NetJob<'a> {
-        let mut net = NetJob::default();
-        for change in changes {
-            match change {
-                Change::PutJob { record, payload } => {
-                    net.record = Some(record);
-                    if payload.is_some() {
-                        net.payload = payload.as_ref();
-                    }
-                }
-                Change::SetError { error, .. } => net.error = Some(error),
-                Change::DeleteJob(_) => net.deleted = true,
-                Change::PutQueue(_) | Change::DeleteQueue(_) => {}
+impl Retry {
+    fn due(&self) -> bool {
+        self.at.is_none_or(|at| Instant::now() >= at)
+    }
+
+    fn succeeded(&mut self) {
+        *self = Retry::default();
+    }
+
+    /// Schedules the next attempt; an error once shutdown has retried
+    /// enough.
+    fn failed(&mut self, closing: bool) -> Result<(), ()> {
+        self.failures += 1;
+        let mut pause = FIRST_RETRY
+            .saturating_mul(1 << (self.failures - 1).min(16))
+            .min(MAX_RETRY);
+        if closing {
+            self.closing_failures += 1;
+            if self.closing_failures >= CLOSING_ATTEMPTS {
+                return Err(());
             }
+            pause = pause.min(MAX_CLOSING_RETRY);
         }
-        net
+        self.at = Some(Instant::now() + pause);
+        Ok(())
     }
 }
 
-/// Marks the writer stopped however its thread ends, panics included, so
-/// that no one waits forever for a commit that will not come.
-struct StopGuard(Arc<Shared>);
+/// Marks a thread stopped however it ends, panics included, so that no
+/// one waits forever for work it will not do.
+struct StopGuard {
+    shared: Arc<Shared>,
+    logger: bool,
+}
 
 impl Drop for StopGuard {
     fn drop(&mut self) {
-        self.0.lock().closing = true;
-        self.0.progress.send_modify(|p| p.stopped = true);
+        let s = &self.shared;
+        if self.logger {
+            s.lock().closing = true;
+            s.progress.send_modify(|p| p.stopped = true);
+        }
+        s.apply_state().stopped = true;
+        s.applied.notify_all();
+        s.apply_wake.notify_all();
     }
 }
 
-impl Writer {
+/// The logging thread's state.
+pub(crate) struct Logger {
+    wal: Wal,
+    shared: Arc<Shared>,
+    fsync: Fsync,
+    applier: Option<JoinHandle<Result<(), StoreError>>>,
+}
+
+impl Logger {
     pub(crate) fn new(
-        env: Env<WithoutTls>,
-        dbs: Dbs,
+        wal: Wal,
         shared: Arc<Shared>,
         fsync: Fsync,
-        next_job: JobId,
-        next_queue: QueueId,
-        appended: JobId,
-    ) -> Writer {
-        Writer {
-            env,
-            dbs,
+        applier: JoinHandle<Result<(), StoreError>>,
+    ) -> Logger {
+        Logger {
+            wal,
             shared,
             fsync,
-            next_job,
-            next_queue,
-            appended,
-            scratch: Vec::new(),
-            last_queue_change: HashMap::new(),
-            by_job: Vec::new(),
+            applier: Some(applier),
         }
     }
 
-    /// The thread's body: serves until shutdown, then syncs.
+    /// The thread's body: logs until shutdown, then lets the applier
+    /// finish, so that everything logged is in LMDB when it returns.
     pub(crate) fn run(mut self) -> Result<(), StoreError> {
-        let _stop = StopGuard(Arc::clone(&self.shared));
+        let guard = StopGuard {
+            shared: Arc::clone(&self.shared),
+            logger: true,
+        };
         let served = self.serve();
-        // Whatever the policy, what was committed reaches the disk before
-        // shutdown returns.
-        let synced = self.sync();
-        served.and(synced.map_err(StoreError::from))
+        let synced = self.sync().map_err(|source| StoreError::Io {
+            path: self.wal.dir().to_path_buf(),
+            source,
+        });
+        self.shared.apply_state().closing = true;
+        self.shared.apply_wake.notify_all();
+        let applied = match self.applier.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) | None => Err(StoreError::Closed),
+        };
+        drop(guard);
+        served.and(synced).and(applied)
     }
 
-    /// Commits batches until shutdown has begun and everything submitted
-    /// before it is committed.
+    /// Logs batches until shutdown has begun and everything submitted
+    /// before it is logged.
     fn serve(&mut self) -> Result<(), StoreError> {
-        // Changes taken from the pending batch and not yet committed: more
-        // than one batch when a commit failed and later batches joined it.
+        // Changes taken from the pending batch and not yet logged: more
+        // than one batch when a write failed and later batches joined it.
         let mut carry: Vec<Change> = Vec::new();
         // The newest batch in `carry`.
         let mut ticket: Ticket = 0;
-        // Failed attempts at committing `carry`, and when to try again.
-        // `retry_at` is set exactly when `carry` is not empty.
-        let mut failures: u32 = 0;
-        let mut closing_failures: u32 = 0;
-        let mut retry_at: Option<Instant> = None;
-        // Commits not yet synced (fsync everysec and no).
+        let mut retry = Retry::default();
+        // Records not yet synced (fsync everysec and no).
         let mut unsynced = false;
         let mut last_sync = Instant::now();
 
@@ -173,15 +167,14 @@ impl Writer {
                 let mut pending = self.shared.lock();
                 loop {
                     let now = Instant::now();
-                    let retry_due = retry_at.is_none_or(|at| now >= at);
                     let has_work = !carry.is_empty() || !pending.batch.is_empty();
                     let sync_at =
                         (unsynced && self.fsync == Fsync::EverySec).then(|| last_sync + SYNC_INTERVAL);
                     let done = pending.closing && !has_work;
-                    if (has_work && retry_due) || sync_at.is_some_and(|at| now >= at) || done {
+                    if (has_work && retry.due()) || sync_at.is_some_and(|at| now >= at) || done {
                         break;
                     }
-                    let wake_at = [retry_at, sync_at].into_iter().flatten().min();
+                    let wake_at = [retry.at, sync_at].into_iter().flatten().min();
                     pending = match wake_at {
                         Some(at) => {
                             let wait = at.saturating_duration_since(now);
@@ -199,8 +192,7 @@ impl Writer {
                             .unwrap_or_else(PoisonError::into_inner),
                     };
                 }
-                let retry_due = retry_at.is_none_or(|at| Instant::now() >= at);
-                if retry_due && !pending.batch.is_empty() {
+                if retry.due() && !pending.batch.is_empty() {
                     if carry.is_empty() {
                         // Swap, so the allocation goes back and forth
                         // instead of being copied.
@@ -214,35 +206,25 @@ impl Writer {
                 pending.closing
             };
 
-            if !carry.is_empty() && retry_at.is_none_or(|at| Instant::now() >= at) {
-                match self.commit(&carry) {
-                    Ok(()) => {
-                        self.committed(&carry, ticket);
-                        carry.clear();
-                        // A burst must not pin its memory for the server's life.
-                        carry.shrink_to(KEEP_CAPACITY);
-                        self.by_job.shrink_to(KEEP_CAPACITY);
-                        failures = 0;
-                        retry_at = None;
+            if !carry.is_empty() && retry.due() {
+                match self.log(&carry) {
+                    Ok(seq) => {
+                        self.logged(&mut carry, ticket, seq);
+                        retry.succeeded();
                         unsynced = self.fsync != Fsync::Always;
                     }
                     Err(e) => {
-                        failures += 1;
                         self.shared.report(format!(
-                            "commit of {} changes failed (attempt {failures}), will retry: {e}",
-                            carry.len()
+                            "write of {} changes to the log failed (attempt {}), will retry: {e}",
+                            carry.len(),
+                            retry.failures + 1
                         ));
-                        let mut pause = FIRST_RETRY
-                            .saturating_mul(1 << (failures - 1).min(16))
-                            .min(MAX_RETRY);
-                        if closing {
-                            closing_failures += 1;
-                            if closing_failures >= CLOSING_ATTEMPTS {
-                                return Err(e.into());
-                            }
-                            pause = pause.min(MAX_CLOSING_RETRY);
+                        if retry.failed(closing).is_err() {
+                            return Err(StoreError::Io {
+                                path: self.wal.dir().to_path_buf(),
+                                source: e,
+                            });
                         }
-                        retry_at = Some(Instant::now() + pause);
                     }
                 }
             }
@@ -252,7 +234,9 @@ impl Writer {
                 last_sync = Instant::now();
                 match self.sync() {
                     Ok(()) => unsynced = false,
-                    Err(e) => self.shared.report(format!("sync failed, will retry: {e}")),
+                    Err(e) => self
+                        .shared
+                        .report(format!("sync of the log failed, will retry: {e}")),
                 }
             }
 
@@ -262,17 +246,261 @@ impl Writer {
         }
     }
 
+    /// Appends `changes` as one record, flushed with fsync always; moves
+    /// to the other file first when this one is full.
+    fn log(&mut self, changes: &[Change]) -> std::io::Result<u64> {
+        #[cfg(test)]
+        let _hold = self.shared.hold.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(needed) = self.wal.switch_needs() {
+            self.wait_applied(needed)?;
+            self.wal.switch()?;
+        }
+        let seq = self.wal.append(changes)?;
+        if self.fsync == Fsync::Always {
+            self.wal.sync()?;
+            self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(seq)
+    }
+
+    /// Waits until LMDB holds (durably) every record up to `seq`.
+    fn wait_applied(&self, seq: u64) -> std::io::Result<()> {
+        let mut apply = self.shared.apply_state();
+        while apply.applied_seq < seq {
+            if apply.stopped || self.shared.lock().closing {
+                return Err(std::io::Error::other(
+                    "the log is full and its changes are not yet in LMDB",
+                ));
+            }
+            apply.urgent = true;
+            self.shared.apply_wake.notify_all();
+            apply = self
+                .shared
+                .applied
+                .wait_timeout(apply, Duration::from_millis(100))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        Ok(())
+    }
+
+    /// After a record is written: hands its changes to the applier, then
+    /// counts it and tells the waiters. In that order, so that whatever a
+    /// waiter sees committed, [`crate::Store::checkpoint`] can wait for.
+    fn logged(&self, carry: &mut Vec<Change>, ticket: Ticket, seq: u64) {
+        let s = &self.shared;
+        let n = carry.len();
+        {
+            let mut apply = s.apply_state();
+            let was_empty = apply.changes.is_empty();
+            if was_empty {
+                std::mem::swap(&mut apply.changes, carry);
+                apply.since = Some(Instant::now());
+            } else {
+                apply.changes.append(carry);
+            }
+            (apply.ticket, apply.seq) = (ticket, seq);
+            if was_empty || apply.changes.len() >= APPLY_MAX {
+                s.apply_wake.notify_all();
+            }
+        }
+        carry.shrink_to(KEEP_CAPACITY);
+        s.commits.fetch_add(1, Ordering::Relaxed);
+        s.changes.fetch_add(n as u64, Ordering::Relaxed);
+        s.last_batch.store(n as u64, Ordering::Relaxed);
+        s.backlog.fetch_sub(n, Ordering::Relaxed);
+        *s.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        s.progress.send_modify(|p| p.committed = ticket);
+    }
+
+    /// Flushes the log to disk.
+    fn sync(&self) -> std::io::Result<()> {
+        self.wal.sync()?;
+        self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// The applier: the only code that writes to LMDB.
+pub(crate) struct Applier {
+    /// The environment (a clone of the handle's).
+    env: Env<WithoutTls>,
+    /// Its databases.
+    dbs: Dbs,
+    /// What it shares with the handle and the logger.
+    shared: Arc<Shared>,
+    /// When LMDB syncs: with fsync always every commit is synced; else
+    /// LMDB runs with NO_SYNC and is synced when the log needs it, every
+    /// second (everysec) and at shutdown.
+    fsync: Fsync,
+    /// `meta.next_job` as committed; written only when a batch passes it.
+    next_job: JobId,
+    /// `meta.next_queue` as committed.
+    next_queue: QueueId,
+    /// Jobs with ids up to this one may be stored; above it, a job is new
+    /// to LMDB and can be appended.
+    appended: JobId,
+    /// Reused buffer for encoding queue records.
+    scratch: Vec<u8>,
+    /// Reused by `commit`: where each queue's last change in the batch is.
+    last_queue_change: HashMap<QueueId, usize>,
+    /// Reused by `commit`: every job change as (job id, place in batch).
+    by_job: Vec<(JobId, usize)>,
+}
+
+impl Applier {
+    pub(crate) fn new(
+        env: Env<WithoutTls>,
+        dbs: Dbs,
+        shared: Arc<Shared>,
+        fsync: Fsync,
+        next_job: JobId,
+        next_queue: QueueId,
+        appended: JobId,
+    ) -> Applier {
+        Applier {
+            env,
+            dbs,
+            shared,
+            fsync,
+            next_job,
+            next_queue,
+            appended,
+            scratch: Vec::new(),
+            last_queue_change: HashMap::new(),
+            by_job: Vec::new(),
+        }
+    }
+
+    /// The thread's body: applies until the logger stops, then syncs.
+    pub(crate) fn run(mut self) -> Result<(), StoreError> {
+        let _guard = StopGuard {
+            shared: Arc::clone(&self.shared),
+            logger: false,
+        };
+        let served = self.serve();
+        let synced = self.sync().map_err(StoreError::from);
+        served.and(synced)
+    }
+
+    fn serve(&mut self) -> Result<(), StoreError> {
+        let mut carry: Vec<Change> = Vec::new();
+        let mut ticket: Ticket = 0;
+        let mut seq: u64 = 0;
+        let mut retry = Retry::default();
+        let mut unsynced = false;
+        let mut last_sync = Instant::now();
+        loop {
+            let (urgent, closing) = {
+                let mut apply = self.shared.apply_state();
+                loop {
+                    let now = Instant::now();
+                    let due_at = apply.since.map(|since| since + APPLY_INTERVAL);
+                    let has_work = !carry.is_empty() || !apply.changes.is_empty();
+                    // A commit that failed is due again at its retry time.
+                    let due = !carry.is_empty()
+                        || apply.urgent
+                        || apply.closing
+                        || apply.changes.len() >= APPLY_MAX
+                        || due_at.is_some_and(|at| now >= at);
+                    let sync_at =
+                        (unsynced && self.fsync == Fsync::EverySec).then(|| last_sync + SYNC_INTERVAL);
+                    if (has_work && due && retry.due())
+                        || sync_at.is_some_and(|at| now >= at)
+                        || (apply.closing && !has_work)
+                    {
+                        break;
+                    }
+                    let wake_at = [due_at, retry.at, sync_at].into_iter().flatten().min();
+                    apply = match wake_at {
+                        Some(at) => {
+                            self.shared
+                                .apply_wake
+                                .wait_timeout(apply, at.saturating_duration_since(now))
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .0
+                        }
+                        None => self
+                            .shared
+                            .apply_wake
+                            .wait(apply)
+                            .unwrap_or_else(PoisonError::into_inner),
+                    };
+                }
+                if retry.due() && !apply.changes.is_empty() {
+                    if carry.is_empty() {
+                        std::mem::swap(&mut carry, &mut apply.changes);
+                    } else {
+                        carry.append(&mut apply.changes);
+                    }
+                    (ticket, seq) = (apply.ticket, apply.seq);
+                    apply.since = None;
+                }
+                let urgent = std::mem::take(&mut apply.urgent);
+                (urgent, apply.closing)
+            };
+
+            if !carry.is_empty() && retry.due() {
+                match self.commit(&carry, seq) {
+                    Ok(()) => {
+                        retry.succeeded();
+                        unsynced = self.fsync != Fsync::Always;
+                        // The log may be written over only once LMDB's copy
+                        // is on disk.
+                        if urgent && unsynced {
+                            last_sync = Instant::now();
+                            self.sync()?;
+                            unsynced = false;
+                        }
+                        self.applied(&carry, ticket, seq);
+                        carry.clear();
+                        carry.shrink_to(KEEP_CAPACITY);
+                        self.by_job.shrink_to(KEEP_CAPACITY);
+                    }
+                    Err(e) => {
+                        self.shared.report(format!(
+                            "commit of {} changes to LMDB failed (attempt {}), will retry: {e}",
+                            carry.len(),
+                            retry.failures + 1
+                        ));
+                        if retry.failed(closing).is_err() {
+                            return Err(e.into());
+                        }
+                    }
+                }
+            }
+
+            if unsynced && self.fsync == Fsync::EverySec && last_sync.elapsed() >= SYNC_INTERVAL {
+                last_sync = Instant::now();
+                match self.sync() {
+                    Ok(()) => unsynced = false,
+                    Err(e) => self
+                        .shared
+                        .report(format!("sync of LMDB failed, will retry: {e}")),
+                }
+            }
+
+            if closing && carry.is_empty() && self.shared.apply_state().changes.is_empty() {
+                return Ok(());
+            }
+        }
+    }
+
     /// Writes `changes` in one transaction, with the id counters when the
-    /// changes pass them.
+    /// changes pass them, and `seq` as the last log record LMDB holds.
     ///
     /// Only each record's net effect in the batch is written: a queue's
     /// last record, a job's last record, and nothing at all for a job both
     /// pushed and deleted within the batch (a fast worker's ack often joins
     /// its push's commit). Jobs are written in id order, and ids above any
     /// stored yet are appended (LMDB's `APPEND`: no search, full pages).
-    fn commit(&mut self, changes: &[Change]) -> Result<(), heed::Error> {
+    pub(crate) fn commit(&mut self, changes: &[Change], seq: u64) -> Result<(), heed::Error> {
         #[cfg(test)]
-        let _hold = self.shared.hold.lock().unwrap_or_else(PoisonError::into_inner);
+        let _hold = self
+            .shared
+            .hold_apply
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let dbs = self.dbs;
         let mut txn = self.env.write_txn()?;
         let mut next_job = self.next_job;
@@ -348,26 +576,23 @@ impl Writer {
             dbs.meta
                 .put(&mut txn, meta_key::NEXT_QUEUE, &next_queue.to_be_bytes())?;
         }
+        dbs.meta
+            .put(&mut txn, meta_key::WAL_APPLIED, &seq.to_be_bytes())?;
         txn.commit()?;
         self.next_job = next_job;
         self.next_queue = next_queue;
         self.appended = appended;
+        self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
+        if self.fsync == Fsync::Always {
+            self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 
-    /// After a commit: counts it, drops what it made durable from the
-    /// overlay, and tells the waiters.
-    fn committed(&self, changes: &[Change], ticket: Ticket) {
+    /// After a commit: drops what it put into LMDB from the overlay, and
+    /// tells whoever waits for LMDB.
+    fn applied(&self, changes: &[Change], ticket: Ticket, seq: u64) {
         let s = &self.shared;
-        let n = changes.len();
-        s.commits.fetch_add(1, Ordering::Relaxed);
-        s.changes.fetch_add(n as u64, Ordering::Relaxed);
-        s.last_batch.store(n as u64, Ordering::Relaxed);
-        if self.fsync == Fsync::Always {
-            s.fsyncs.fetch_add(1, Ordering::Relaxed);
-        }
-        s.backlog.fetch_sub(n, Ordering::Relaxed);
-        *s.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
         {
             let mut pending = s.lock();
             for change in changes {
@@ -379,7 +604,7 @@ impl Writer {
                     Change::SetError { id, .. } | Change::DeleteJob(id) => *id,
                     _ => continue,
                 };
-                // A later, uncommitted batch may have touched it again.
+                // A later batch, not yet in LMDB, may have touched it again.
                 if pending.unsynced.get(&id).is_some_and(|u| u.batch <= ticket) {
                     pending.unsynced.remove(&id);
                 }
@@ -388,13 +613,70 @@ impl Writer {
                 pending.unsynced.shrink_to(KEEP_CAPACITY);
             }
         }
-        s.progress.send_modify(|p| p.committed = ticket);
+        let mut apply = s.apply_state();
+        (apply.applied_ticket, apply.applied_seq) = (ticket, seq);
+        drop(apply);
+        s.applied.notify_all();
     }
 
-    /// Flushes committed data to disk.
-    fn sync(&self) -> Result<(), heed::Error> {
+    /// Flushes LMDB to disk.
+    pub(crate) fn sync(&self) -> Result<(), heed::Error> {
         self.env.force_sync()?;
         self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+impl Shared {
+    /// The applier's hand-off state.
+    pub(crate) fn apply_state(&self) -> MutexGuard<'_, Apply> {
+        self.apply.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Puts `value` under `key`, appending when `append` says the key is above
+/// every stored one. Should that ever be wrong, LMDB refuses the append
+/// before changing anything, and a plain put does the job.
+fn put(db: Db, txn: &mut RwTxn, key: &[u8], value: &[u8], append: bool) -> Result<(), heed::Error> {
+    if append {
+        match db.put_with_flags(txn, PutFlags::APPEND, key, value) {
+            Err(heed::Error::Mdb(MdbError::KeyExist)) => {}
+            done => return done,
+        }
+    }
+    db.put(txn, key, value)
+}
+
+/// What a batch's changes to one job come to.
+#[derive(Debug, Default)]
+struct NetJob<'a> {
+    /// The last record written.
+    record: Option<&'a JobRecord>,
+    /// The payload, when the job was pushed in this batch.
+    payload: Option<&'a Bytes>,
+    /// The last error set.
+    error: Option<&'a Bytes>,
+    /// The batch deletes the job (the other fields no longer matter).
+    deleted: bool,
+}
+
+impl<'a> NetJob<'a> {
+    /// The net effect of one job's changes, given in the order made.
+    fn of(changes: impl Iterator<Item = &'a Change>) -> NetJob<'a> {
+        let mut net = NetJob::default();
+        for change in changes {
+            match change {
+                Change::PutJob { record, payload } => {
+                    net.record = Some(record);
+                    if payload.is_some() {
+                        net.payload = payload.as_ref();
+                    }
+                }
+                Change::SetError { error, .. } => net.error = Some(error),
+                Change::DeleteJob(_) => net.deleted = true,
+                Change::PutQueue(_) | Change::DeleteQueue(_) => {}
+            }
+        }
+        net
     }
 }
