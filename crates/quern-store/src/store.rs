@@ -1,7 +1,6 @@
 //! The store's handle: opening, loading, submitting changes, waiting for
 //! their commit, and reading payloads and errors.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -247,7 +246,7 @@ impl Shared {
                 batch: Vec::new(),
                 open: 1,
                 closing: false,
-                unsynced: HashMap::new(),
+                unsynced: foldhash::HashMap::default(),
             }),
             wake: Condvar::new(),
             progress: watch::Sender::new(Progress {
@@ -330,7 +329,7 @@ pub(crate) struct Pending {
     /// Payloads, errors and deletions submitted but not yet in LMDB, so
     /// that readers see them at once. The applier removes an entry once
     /// LMDB holds the batch that last touched it.
-    pub unsynced: HashMap<JobId, Unsynced>,
+    pub unsynced: foldhash::HashMap<JobId, Unsynced>,
 }
 
 /// A job's payload and error as the uncommitted batches leave them.

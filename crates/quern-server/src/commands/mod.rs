@@ -5,7 +5,6 @@
 //! step into a typed struct (every argument parsed, the first error kept,
 //! leftovers refused), the execution, and its parse tests.
 
-use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
 
 use bytes::Bytes;
@@ -92,8 +91,10 @@ pub static TABLE: &[&Command] = &[
     &qtouch::COMMAND,
 ];
 
-static BY_NAME: LazyLock<HashMap<&'static str, &'static Command>> =
-    LazyLock::new(|| TABLE.iter().map(|c| (c.name, *c)).collect());
+/// The table by name. Clients choose what is looked up but not what is in
+/// the table, so a fast hash is safe.
+static BY_NAME: LazyLock<foldhash::HashMap<&'static [u8], &'static Command>> =
+    LazyLock::new(|| TABLE.iter().map(|c| (c.name.as_bytes(), *c)).collect());
 
 /// A command's entry: what it is called, how many arguments it takes,
 /// where its key is, its documentation, and the function that runs it.
@@ -342,13 +343,12 @@ fn dispatch(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Result<Outcome, CmdError> {
 
 /// The command named `name`, in any case.
 pub fn lookup(name: &[u8]) -> Option<&'static Command> {
-    if name.len() > 32 {
-        return None;
-    }
-    let lower = name.to_ascii_lowercase();
-    std::str::from_utf8(&lower)
-        .ok()
-        .and_then(|n| BY_NAME.get(n).copied())
+    // Every name is shorter than this; lowercase it without allocating.
+    let mut buf = [0u8; 32];
+    let lower = buf.get_mut(..name.len())?;
+    lower.copy_from_slice(name);
+    lower.make_ascii_lowercase();
+    BY_NAME.get(&*lower).copied()
 }
 
 fn check_arity(command: &Command, words: usize) -> Result<(), CmdError> {

@@ -1,20 +1,17 @@
 //! Reading requests: RESP arrays of bulk strings, and inline commands.
 //!
-//! A request is decoded by `redis-protocol`, but only once a guard in front
-//! of it has seen the whole frame arrive within our limits. The guard
-//! exists because the decoder, used alone, would trust a client too much:
-//! it recurses into nested arrays without a depth limit (a stack overflow
-//! from a few bytes), and it parses the buffer from the start on every
-//! call, so a large frame arriving in many reads costs quadratic time. The
-//! guard reads each header once, remembers how far it got, accepts only
-//! the shape a command has (one array of bulk strings), and checks every
-//! claimed length against the limits before waiting for the bytes. Nothing
-//! is ever allocated from a length a client merely claims: the buffer only
-//! grows by what actually arrives.
+//! A request is read by a guard that trusts a client no further than
+//! what has arrived: it reads each header once and remembers how far it
+//! got (a large frame arriving in many reads costs linear time), accepts
+//! only the shape a command has (one array of bulk strings, so nothing
+//! nests and nothing recurses), and checks every claimed length against
+//! the limits before waiting for the bytes. Nothing is ever allocated from
+//! a length a client merely claims: the buffer only grows by what actually
+//! arrives. Having validated the frame, the guard knows where every
+//! argument is, so the arguments are slices of the frame itself: the
+//! bytes are neither parsed a second time nor copied.
 
 use bytes::{Bytes, BytesMut};
-use redis_protocol::resp2::decode::decode_bytes_mut;
-use redis_protocol::resp2::types::BytesFrame;
 
 /// The longest length header we read: `$` or `*`, 20 digits, CRLF.
 const MAX_HEADER: usize = 24;
@@ -40,14 +37,15 @@ pub struct RequestLimits {
 pub struct ProtocolError(pub String);
 
 /// Where the guard is inside the frame at the front of the buffer.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Progress {
     /// Bytes of the frame validated so far.
     scanned: usize,
     /// Arguments the frame declares (`None` before its header is read).
     args: Option<usize>,
-    /// Arguments fully validated.
-    seen: usize,
+    /// Where each argument validated so far lies in the frame: its start
+    /// and length. Kept between requests for its allocation.
+    found: Vec<(usize, usize)>,
 }
 
 /// Splits a connection's input into requests.
@@ -78,19 +76,21 @@ impl RequestReader {
             if !self.scan(buf, limits)? {
                 return Ok(None);
             }
-            let end = self.progress.scanned;
-            let args = self.progress.args.unwrap_or(0);
-            self.progress = Progress::default();
-            if args == 0 {
+            let frame = buf.split_to(self.progress.scanned).freeze();
+            let args = self
+                .progress
+                .found
+                .iter()
+                .map(|&(start, len)| frame.slice(start..start + len))
+                .collect::<Vec<_>>();
+            self.progress.scanned = 0;
+            self.progress.args = None;
+            self.progress.found.clear();
+            if args.is_empty() {
                 // `*0` and `*-1`: nothing to run.
-                let _ = buf.split_to(end);
                 continue;
             }
-            return match decode_bytes_mut(buf) {
-                Ok(Some((frame, used, _))) if used == end => Ok(Some(arguments(frame))),
-                // The guard and the decoder disagree: refuse rather than guess.
-                _ => Err(ProtocolError("Protocol error: invalid request".into())),
-            };
+            return Ok(Some(args));
         }
     }
 
@@ -98,6 +98,9 @@ impl RequestReader {
     /// true once the whole frame is there.
     fn scan(&mut self, buf: &BytesMut, limits: &RequestLimits) -> Result<bool, ProtocolError> {
         let p = &mut self.progress;
+        if p.args.is_none() {
+            p.found.clear();
+        }
         let args = match p.args {
             Some(n) => n,
             None => {
@@ -117,7 +120,7 @@ impl RequestReader {
                 n
             }
         };
-        while p.seen < args {
+        while p.found.len() < args {
             let at = p.scanned;
             let Some(&kind) = buf.get(at) else {
                 return Ok(false);
@@ -152,8 +155,8 @@ impl RequestReader {
                     "Protocol error: bulk string not followed by CRLF".into(),
                 ));
             }
+            p.found.push((at + used, len as usize));
             p.scanned = end;
-            p.seen += 1;
         }
         Ok(true)
     }
@@ -172,12 +175,7 @@ fn header(buf: &[u8], at: usize) -> Result<Option<(i64, usize)>, ProtocolError> 
     if cr + 1 >= window.len() {
         return Ok(None);
     }
-    let digits = &window[1..cr];
-    let n = std::str::from_utf8(digits)
-        .ok()
-        .filter(|s| !s.is_empty() && !s.starts_with('+'))
-        .and_then(|s| s.parse::<i64>().ok())
-        .filter(|_| window[cr + 1] == b'\n');
+    let n = parse_length(&window[1..cr]).filter(|_| window[cr + 1] == b'\n');
     match (n, window[0]) {
         (Some(n), _) => Ok(Some((n, cr + 2))),
         (None, b'*') => Err(ProtocolError("Protocol error: invalid multibulk length".into())),
@@ -185,19 +183,24 @@ fn header(buf: &[u8], at: usize) -> Result<Option<(i64, usize)>, ProtocolError> 
     }
 }
 
-/// The arguments of a decoded frame, which the guard has checked to be an
-/// array of bulk strings (or an empty one).
-fn arguments(frame: BytesFrame) -> Vec<Bytes> {
-    match frame {
-        BytesFrame::Array(items) => items
-            .into_iter()
-            .filter_map(|item| match item {
-                BytesFrame::BulkString(b) => Some(b),
-                _ => None,
-            })
-            .collect(),
-        _ => Vec::new(),
+/// A header's number: an optional `-` and decimal digits, as Redis reads
+/// it (no `+`, no spaces); `None` when it is not one or overflows.
+fn parse_length(digits: &[u8]) -> Option<i64> {
+    let (negative, digits) = match digits.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, digits),
+    };
+    if digits.is_empty() {
+        return None;
     }
+    let mut n: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(i64::from(d - b'0'))?;
+    }
+    Some(if negative { -n } else { n })
 }
 
 /// An inline command: one line, arguments split on spaces, with the
@@ -354,6 +357,24 @@ mod tests {
     fn deep_nesting_is_refused_without_recursion() {
         let input = b"*1\r\n".repeat(100_000);
         assert!(read_all(&input).is_err());
+    }
+
+    #[test]
+    fn lengths_parse_as_redis_reads_them() {
+        for (text, want) in [
+            (&b"0"[..], Some(0)),
+            (b"42", Some(42)),
+            (b"-1", Some(-1)),
+            (b"9223372036854775807", Some(i64::MAX)),
+            (b"9223372036854775808", None),
+            (b"+1", None),
+            (b"-", None),
+            (b"", None),
+            (b"1 ", None),
+            (b"1x", None),
+        ] {
+            assert_eq!(parse_length(text), want, "{:?}", String::from_utf8_lossy(text));
+        }
     }
 
     #[test]
