@@ -313,6 +313,9 @@ pub(crate) struct Apply {
     /// `applied_seq`.
     pub applied_ticket: Ticket,
     pub applied_seq: u64,
+    /// LMDB holds every log record up to this one on disk: the log may
+    /// be written over up to here.
+    pub synced_seq: u64,
     /// The applier has stopped.
     pub stopped: bool,
 }
@@ -442,6 +445,7 @@ impl Store {
         {
             let mut apply = shared.apply_state();
             apply.applied_seq = unapplied.last_seq;
+            apply.synced_seq = unapplied.last_seq;
         }
         let spawn = |name: &str, body: Box<dyn FnOnce() -> Result<(), StoreError> + Send>| {
             thread::Builder::new()
@@ -594,8 +598,8 @@ impl Store {
         }
     }
 
-    /// Waits until LMDB itself holds, synced, everything committed so
-    /// far (committed changes may otherwise still be only in the log).
+    /// Waits until LMDB itself holds everything committed so far
+    /// (committed changes may otherwise still be only in the log).
     /// [`Store::load`] calls it; normally nothing else needs to.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         let target = self.shared.progress.borrow().committed;

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -175,22 +175,7 @@ impl Logger {
                         break;
                     }
                     let wake_at = [retry.at, sync_at].into_iter().flatten().min();
-                    pending = match wake_at {
-                        Some(at) => {
-                            let wait = at.saturating_duration_since(now);
-                            let (guard, _) = self
-                                .shared
-                                .wake
-                                .wait_timeout(pending, wait)
-                                .unwrap_or_else(PoisonError::into_inner);
-                            guard
-                        }
-                        None => self
-                            .shared
-                            .wake
-                            .wait(pending)
-                            .unwrap_or_else(PoisonError::into_inner),
-                    };
+                    pending = wait_until(&self.shared.wake, pending, wake_at);
                 }
                 if retry.due() && !pending.batch.is_empty() {
                     if carry.is_empty() {
@@ -263,10 +248,10 @@ impl Logger {
         Ok(seq)
     }
 
-    /// Waits until LMDB holds (durably) every record up to `seq`.
+    /// Waits until LMDB holds, on disk, every record up to `seq`.
     fn wait_applied(&self, seq: u64) -> std::io::Result<()> {
         let mut apply = self.shared.apply_state();
-        while apply.applied_seq < seq {
+        while apply.synced_seq < seq {
             if apply.stopped || self.shared.lock().closing {
                 return Err(std::io::Error::other(
                     "the log is full and its changes are not yet in LMDB",
@@ -405,27 +390,17 @@ impl Applier {
                         || due_at.is_some_and(|at| now >= at);
                     let sync_at =
                         (unsynced && self.fsync == Fsync::EverySec).then(|| last_sync + SYNC_INTERVAL);
+                    // Someone needs LMDB on disk, and all it lacks is a sync.
+                    let sync_now = apply.urgent && unsynced && !has_work;
                     if (has_work && due && retry.due())
                         || sync_at.is_some_and(|at| now >= at)
+                        || sync_now
                         || (apply.closing && !has_work)
                     {
                         break;
                     }
                     let wake_at = [due_at, retry.at, sync_at].into_iter().flatten().min();
-                    apply = match wake_at {
-                        Some(at) => {
-                            self.shared
-                                .apply_wake
-                                .wait_timeout(apply, at.saturating_duration_since(now))
-                                .unwrap_or_else(PoisonError::into_inner)
-                                .0
-                        }
-                        None => self
-                            .shared
-                            .apply_wake
-                            .wait(apply)
-                            .unwrap_or_else(PoisonError::into_inner),
-                    };
+                    apply = wait_until(&self.shared.apply_wake, apply, wake_at);
                 }
                 if retry.due() && !apply.changes.is_empty() {
                     if carry.is_empty() {
@@ -445,6 +420,7 @@ impl Applier {
                     Ok(()) => {
                         retry.succeeded();
                         unsynced = self.fsync != Fsync::Always;
+                        self.applied(&carry, ticket, seq, !unsynced);
                         // The log may be written over only once LMDB's copy
                         // is on disk.
                         if urgent && unsynced {
@@ -452,7 +428,6 @@ impl Applier {
                             self.sync()?;
                             unsynced = false;
                         }
-                        self.applied(&carry, ticket, seq);
                         carry.clear();
                         carry.shrink_to(KEEP_CAPACITY);
                         self.by_job.shrink_to(KEEP_CAPACITY);
@@ -470,7 +445,10 @@ impl Applier {
                 }
             }
 
-            if unsynced && self.fsync == Fsync::EverySec && last_sync.elapsed() >= SYNC_INTERVAL {
+            // A sync that is due, or that someone waits for, with nothing
+            // left to commit first.
+            let sync_due = self.fsync == Fsync::EverySec && last_sync.elapsed() >= SYNC_INTERVAL;
+            if unsynced && carry.is_empty() && (urgent || sync_due) {
                 last_sync = Instant::now();
                 match self.sync() {
                     Ok(()) => unsynced = false,
@@ -590,8 +568,8 @@ impl Applier {
     }
 
     /// After a commit: drops what it put into LMDB from the overlay, and
-    /// tells whoever waits for LMDB.
-    fn applied(&self, changes: &[Change], ticket: Ticket, seq: u64) {
+    /// tells whoever waits for LMDB. `synced`: the commit is on disk.
+    fn applied(&self, changes: &[Change], ticket: Ticket, seq: u64, synced: bool) {
         let s = &self.shared;
         {
             let mut pending = s.lock();
@@ -615,15 +593,36 @@ impl Applier {
         }
         let mut apply = s.apply_state();
         (apply.applied_ticket, apply.applied_seq) = (ticket, seq);
+        if synced {
+            apply.synced_seq = seq;
+        }
         drop(apply);
         s.applied.notify_all();
     }
 
-    /// Flushes LMDB to disk.
+    /// Flushes LMDB to disk: whatever it holds is then synced.
     pub(crate) fn sync(&self) -> Result<(), heed::Error> {
         self.env.force_sync()?;
         self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+        let mut apply = self.shared.apply_state();
+        apply.synced_seq = apply.applied_seq;
+        drop(apply);
+        self.shared.applied.notify_all();
         Ok(())
+    }
+}
+
+/// Waits on `condvar` until notified, or until `at` when given.
+fn wait_until<'a, T>(condvar: &Condvar, guard: MutexGuard<'a, T>, at: Option<Instant>) -> MutexGuard<'a, T> {
+    match at {
+        Some(at) => {
+            let wait = at.saturating_duration_since(Instant::now());
+            condvar
+                .wait_timeout(guard, wait)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0
+        }
+        None => condvar.wait(guard).unwrap_or_else(PoisonError::into_inner),
     }
 }
 

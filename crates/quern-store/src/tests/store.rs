@@ -646,3 +646,36 @@ fn a_batch_writes_each_records_net_effect_in_any_id_order() {
     store.load(|_| {}, |j| ids.push(j.id)).unwrap();
     assert_eq!(ids, vec![10, 15, 20, 25, 30, 31]);
 }
+
+/// Whatever the sync policy, a log file is written over only once LMDB
+/// holds its records on disk: with fsync no, filling the log forces a sync
+/// of LMDB, where nothing else would before shutdown.
+#[test]
+fn the_log_is_written_over_only_after_lmdb_is_synced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(dir.path(), Fsync::No)).unwrap();
+    submit_and_wait(&store, &mut vec![Change::PutQueue(queue_record(1))]);
+    let half = (crate::wal::FILE_BYTES / 2) as usize;
+    // Two records fill a file. Each is in LMDB (not synced) before the
+    // next is written, so only the sync can hold up writing over a file.
+    for id in 1..=6 {
+        submit_and_wait(
+            &store,
+            &mut vec![Change::PutJob {
+                record: job_record(id, 1),
+                payload: Some(Bytes::from(vec![id as u8; half])),
+            }],
+        );
+        thread::sleep(Duration::from_millis(150));
+    }
+    let stats = store.stats();
+    assert_eq!(stats.commits, 7);
+    assert!(
+        stats.fsyncs >= 1,
+        "the log filled up without a sync of LMDB: {stats:?}"
+    );
+    let store = reopen(store, Fsync::No);
+    let mut jobs = Vec::new();
+    store.load(|_| {}, |j| jobs.push(j.id)).unwrap();
+    assert_eq!(jobs, vec![1, 2, 3, 4, 5, 6]);
+}
