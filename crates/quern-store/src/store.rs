@@ -447,18 +447,9 @@ impl Store {
             apply.applied_seq = unapplied.last_seq;
             apply.synced_seq = unapplied.last_seq;
         }
-        let spawn = |name: &str, body: Box<dyn FnOnce() -> Result<(), StoreError> + Send>| {
-            thread::Builder::new()
-                .name(name.into())
-                .spawn(body)
-                .map_err(|source| StoreError::Io {
-                    path: dir.clone(),
-                    source,
-                })
-        };
-        let applier = spawn("quern-store", Box::new(move || applier.run()))?;
+        let applier = spawn("quern-store", &dir, move || applier.run())?;
         let logger = Logger::new(wal, Arc::clone(&shared), config.fsync, applier);
-        let handle = spawn("quern-log", Box::new(move || logger.run()))?;
+        let handle = spawn("quern-log", &dir, move || logger.run())?;
         Ok(Arc::new(Store {
             dir,
             fsync: config.fsync,
@@ -860,6 +851,21 @@ fn read_counters(dbs: &Dbs, txn: &heed::RoTxn) -> Result<(JobId, QueueId), Store
         None => 1,
     };
     Ok((next_job.max(1), next_queue.max(1)))
+}
+
+/// Starts one of the store's threads.
+fn spawn(
+    name: &str,
+    dir: &Path,
+    body: impl FnOnce() -> Result<(), StoreError> + Send + 'static,
+) -> Result<JoinHandle<Result<(), StoreError>>, StoreError> {
+    thread::Builder::new()
+        .name(name.into())
+        .spawn(body)
+        .map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })
 }
 
 /// The highest job id with a record or a payload on disk (0 when none).
