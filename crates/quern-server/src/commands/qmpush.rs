@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use quern_engine::PushOptions;
 
-use super::qpush::{check_payload, parse_options, OPTION_ARGS};
+use super::qpush::{accept_payload, parse_options, OPTION_ARGS};
 use super::{after_commit, Arg, Args, Command, Ctx, Keys, Outcome};
 use crate::error::CmdError;
 use crate::resp::Reply;
@@ -49,10 +49,10 @@ fn parse(args: &mut Args, max_payload: usize, max_batch: usize, now: u64) -> Res
             "numjobs is {n} but fewer payloads follow"
         )));
     }
-    let payloads: Vec<Bytes> = (0..n).filter_map(|_| args.next_arg()).collect();
-    for payload in &payloads {
-        check_payload(payload, max_payload)?;
-    }
+    let payloads = (0..n)
+        .filter_map(|_| args.next_arg())
+        .map(|payload| accept_payload(payload, max_payload))
+        .collect::<Result<Vec<Bytes>, CmdError>>()?;
     let options = parse_options(args, now)?;
     Ok(QMPush {
         queue,

@@ -93,8 +93,7 @@ struct QPush {
 
 fn parse(args: &mut Args, max_payload: usize, now: u64) -> Result<QPush, CmdError> {
     let queue = args.queue()?;
-    let payload = args.bytes()?;
-    check_payload(&payload, max_payload)?;
+    let payload = accept_payload(args.bytes()?, max_payload)?;
     let options = parse_options(args, now)?;
     Ok(QPush {
         queue,
@@ -103,15 +102,27 @@ fn parse(args: &mut Args, max_payload: usize, now: u64) -> Result<QPush, CmdErro
     })
 }
 
-/// Refuses a payload over max-payload.
-pub fn check_payload(payload: &[u8], max_payload: usize) -> Result<(), CmdError> {
+/// Payloads up to this size are copied out of the request. A payload is
+/// kept until the store has written it to LMDB, tens of milliseconds; as
+/// a slice of the connection's read buffer, a 100-byte payload would pin
+/// the whole buffer (16 KiB or more) that long, and the connection would
+/// need a fresh buffer for every read. A larger payload is most of its
+/// buffer anyway, so it stays where it is.
+const COPY_PAYLOADS_UP_TO: usize = 16 << 10;
+
+/// Refuses a payload over max-payload; copies a small one out of the
+/// request buffer (see [`COPY_PAYLOADS_UP_TO`]).
+pub fn accept_payload(payload: Bytes, max_payload: usize) -> Result<Bytes, CmdError> {
     if payload.len() > max_payload {
         return Err(CmdError::Invalid(format!(
             "payload of {} bytes exceeds max-payload ({max_payload} bytes)",
             payload.len()
         )));
     }
-    Ok(())
+    if payload.len() <= COPY_PAYLOADS_UP_TO {
+        return Ok(Bytes::copy_from_slice(&payload));
+    }
+    Ok(payload)
 }
 
 fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
@@ -168,5 +179,18 @@ mod tests {
         ] {
             assert!(parse_words(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn small_payloads_leave_the_request_buffer() {
+        let request = Bytes::from(vec![7u8; 2 * COPY_PAYLOADS_UP_TO + 10]);
+        let small = request.slice(10..110);
+        let kept = accept_payload(small.clone(), usize::MAX).unwrap();
+        assert_eq!(kept, small);
+        assert_ne!(kept.as_ptr(), small.as_ptr(), "a small payload is copied");
+        let large = request.slice(5..COPY_PAYLOADS_UP_TO + 6);
+        let kept = accept_payload(large.clone(), usize::MAX).unwrap();
+        assert_eq!(kept.as_ptr(), large.as_ptr(), "a large payload stays in place");
+        assert!(accept_payload(large, COPY_PAYLOADS_UP_TO).is_err());
     }
 }
