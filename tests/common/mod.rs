@@ -70,22 +70,32 @@ impl Server {
     /// A server on the data in `dir` (a restart reuses the directory of a
     /// stopped or killed server; the caller keeps the directory alive).
     pub fn start_in(dir: &Path, args: &[&str]) -> Server {
+        let mut command = Server::bare_command();
+        command.arg("--port").arg("0").arg("--dir").arg(dir).args(args);
+        Server::spawn(command, dir)
+    }
+
+    /// The binary with no settings at all: no flag, and none of the
+    /// `QUERN_*` variables of the test's own environment. Tests of where
+    /// settings come from add flags, variables or `--config` to it.
+    pub fn bare_command() -> Command {
         let mut command = Command::new(BIN);
-        command
-            .arg("--port")
-            .arg("0")
-            .arg("--dir")
-            .arg(dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // Settings come from the flags above only.
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("QUERN_") {
                 command.env_remove(key);
             }
         }
+        command
+    }
+
+    /// Runs `command` (from [`Server::bare_command`]) and waits for its
+    /// ready line; `dir` is the data directory it was given, by whatever
+    /// means.
+    pub fn spawn(mut command: Command, dir: &Path) -> Server {
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn quern");
         let stderr = Arc::new(Mutex::new(Vec::new()));
         drain(child.stderr.take().expect("stderr"), stderr.clone());

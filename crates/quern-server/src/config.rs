@@ -1,10 +1,14 @@
 //! The server's settings and limits.
 //!
 //! [`Config`] is what the server starts with. The settings CONFIG SET may
-//! change while it runs live in [`Settings`], read on every use.
+//! change while it runs live in [`Settings`], read on every use. The
+//! bounds of the numeric settings are [`Bounds`] constants, so that
+//! start-up, the binary's settings loader and CONFIG SET agree on them.
 
+use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 
@@ -38,6 +42,99 @@ pub const OUTPUT_FLUSH_BYTES: usize = 64 << 10;
 /// the store's queue without bound.
 pub const MAX_STORE_BACKLOG: usize = 200_000;
 
+/// The inclusive bounds of a numeric setting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Bounds {
+    /// The setting's name, as flags, the config file and CONFIG spell it.
+    pub name: &'static str,
+    /// Smallest accepted value.
+    pub min: usize,
+    /// Largest accepted value.
+    pub max: usize,
+}
+
+impl Bounds {
+    /// `value` if it is within the bounds; otherwise a message naming the
+    /// setting and its bounds.
+    pub fn check(&self, value: usize) -> Result<usize, String> {
+        if (self.min..=self.max).contains(&value) {
+            Ok(value)
+        } else {
+            Err(format!(
+                "{} must be between {} and {}, not {value}",
+                self.name, self.min, self.max
+            ))
+        }
+    }
+}
+
+/// Bounds of maxclients.
+pub const MAXCLIENTS_BOUNDS: Bounds = Bounds {
+    name: "maxclients",
+    min: 1,
+    max: 1_000_000,
+};
+/// Bounds of max-payload.
+pub const MAX_PAYLOAD_BOUNDS: Bounds = Bounds {
+    name: "max-payload",
+    min: 1,
+    max: MAX_PAYLOAD_CEILING,
+};
+/// Bounds of max-batch.
+pub const MAX_BATCH_BOUNDS: Bounds = Bounds {
+    name: "max-batch",
+    min: 1,
+    max: 1_000_000,
+};
+/// Bounds of shards: each shard is a lock and a timer task, so thousands
+/// buy nothing but overhead.
+pub const SHARDS_BOUNDS: Bounds = Bounds {
+    name: "shards",
+    min: 1,
+    max: 4096,
+};
+
+/// How log lines are printed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One human-readable line per event. The default.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// The format's name as settings spell it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for LogFormat {
+    /// A message naming the accepted values.
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<LogFormat, String> {
+        [LogFormat::Text, LogFormat::Json]
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown log format '{s}' (expected text or json)"))
+    }
+}
+
+/// The default log filter: the server's own events at info and above.
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+
 /// What the server starts with.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -59,6 +156,12 @@ pub struct Config {
     pub max_batch: usize,
     /// Engine shards.
     pub shards: usize,
+    /// How log lines are printed. The binary installs the logger; the
+    /// server keeps the setting only so that CONFIG GET can report it.
+    pub log_format: LogFormat,
+    /// Which events are logged, as a `tracing` filter directive
+    /// (`info`, `info,quern_store=debug`). Kept for CONFIG GET, as above.
+    pub log_level: String,
 }
 
 impl Default for Config {
@@ -73,27 +176,46 @@ impl Default for Config {
             max_payload: DEFAULT_MAX_PAYLOAD,
             max_batch: DEFAULT_MAX_BATCH,
             shards: DEFAULT_SHARDS,
+            log_format: LogFormat::default(),
+            log_level: DEFAULT_LOG_LEVEL.to_owned(),
         }
     }
 }
 
-impl Config {
-    /// Checks the values against their bounds; the message names the setting.
-    pub fn validate(&self) -> Result<(), String> {
-        check("maxclients", self.maxclients, 1, 1_000_000)?;
-        check("max-payload", self.max_payload, 1, MAX_PAYLOAD_CEILING)?;
-        check("max-batch", self.max_batch, 1, 1_000_000)?;
-        check("shards", self.shards, 1, 4096)?;
-        Ok(())
+/// A setting whose value is out of bounds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidSetting {
+    /// The setting's name.
+    pub name: &'static str,
+    /// Why the value is refused; names the setting and its bounds.
+    pub why: String,
+}
+
+impl fmt::Display for InvalidSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.why)
     }
 }
 
-/// Checks that setting `name` is within `[min, max]`.
-pub fn check(name: &str, value: usize, min: usize, max: usize) -> Result<(), String> {
-    if (min..=max).contains(&value) {
+impl std::error::Error for InvalidSetting {}
+
+impl Config {
+    /// Checks the values against their bounds; the first one out of
+    /// bounds is named in the error.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let numbers = [
+            (MAXCLIENTS_BOUNDS, self.maxclients),
+            (MAX_PAYLOAD_BOUNDS, self.max_payload),
+            (MAX_BATCH_BOUNDS, self.max_batch),
+            (SHARDS_BOUNDS, self.shards),
+        ];
+        for (bounds, value) in numbers {
+            bounds.check(value).map_err(|why| InvalidSetting {
+                name: bounds.name,
+                why,
+            })?;
+        }
         Ok(())
-    } else {
-        Err(format!("{name} must be between {min} and {max}, not {value}"))
     }
 }
 
@@ -168,5 +290,40 @@ impl Settings {
             max_request: MAX_REQUEST_BYTES,
             max_inline: MAX_INLINE_BYTES,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_names_the_first_setting_out_of_bounds() {
+        assert_eq!(Config::default().validate(), Ok(()));
+        let config = Config {
+            max_batch: 0,
+            shards: 5000,
+            ..Config::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert_eq!(err.name, "max-batch");
+        assert_eq!(err.to_string(), "max-batch must be between 1 and 1000000, not 0");
+    }
+
+    #[test]
+    fn bounds_include_both_ends() {
+        assert_eq!(SHARDS_BOUNDS.check(1), Ok(1));
+        assert_eq!(SHARDS_BOUNDS.check(4096), Ok(4096));
+        assert!(SHARDS_BOUNDS.check(0).is_err());
+        assert!(SHARDS_BOUNDS.check(4097).is_err());
+        assert_eq!(MAX_PAYLOAD_BOUNDS.max, MAX_PAYLOAD_CEILING);
+    }
+
+    #[test]
+    fn log_formats_parse_by_name_in_any_case() {
+        assert_eq!("json".parse(), Ok(LogFormat::Json));
+        assert_eq!("TEXT".parse(), Ok(LogFormat::Text));
+        assert_eq!(LogFormat::Json.to_string(), "json");
+        assert!("xml".parse::<LogFormat>().unwrap_err().contains("text or json"));
     }
 }

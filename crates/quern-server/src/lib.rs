@@ -39,6 +39,10 @@ pub mod resp;
 mod server;
 mod shards;
 
-pub use config::{Config, DEFAULT_MAX_BATCH, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS};
+pub use config::{
+    Bounds, Config, InvalidSetting, LogFormat, DEFAULT_LOG_LEVEL, DEFAULT_MAX_BATCH, DEFAULT_MAX_CLIENTS,
+    DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS, MAXCLIENTS_BOUNDS, MAX_BATCH_BOUNDS, MAX_PAYLOAD_BOUNDS,
+    SHARDS_BOUNDS,
+};
 pub use quern_store::Fsync;
 pub use server::{bind, Bound, Server, StartError};

@@ -104,7 +104,7 @@ impl Bound {
 
 /// Opens the store, rebuilds every queue from it and binds the port.
 pub async fn bind(config: Config) -> Result<Bound, StartError> {
-    config.validate().map_err(StartError::Config)?;
+    config.validate().map_err(|e| StartError::Config(e.to_string()))?;
     let store = Store::open(&StoreConfig {
         dir: config.dir.clone(),
         fsync: config.fsync,
@@ -187,7 +187,11 @@ fn restore(store: &Store, shards: &Shards) -> Result<u64, StartError> {
                 }
                 // A job whose queue record is missing cannot be served;
                 // the store's own checks make this unreachable.
-                None => eprintln!("quern: job {} names unknown queue {}; skipped", job.id, job.queue),
+                None => tracing::warn!(
+                    job = job.id,
+                    queue = job.queue,
+                    "job names an unknown queue; skipped"
+                ),
             },
         );
         for (index, batch) in batches.into_iter().enumerate() {

@@ -4,7 +4,7 @@
 
 use super::args::number;
 use super::{Arg, Args, Command, Ctx, Outcome};
-use crate::config::{check, MAX_PAYLOAD_CEILING};
+use crate::config::{Bounds, MAXCLIENTS_BOUNDS, MAX_BATCH_BOUNDS, MAX_PAYLOAD_BOUNDS};
 use crate::error::CmdError;
 use crate::glob;
 use crate::resp::Reply;
@@ -151,6 +151,17 @@ const SETTINGS: &[Setting] = &[
         get: |s| s.config.shards.to_string(),
         set: None,
     },
+    // The logger is installed once, at start: these two only report it.
+    Setting {
+        name: "log-format",
+        get: |s| s.config.log_format.name().to_owned(),
+        set: None,
+    },
+    Setting {
+        name: "log-level",
+        get: |s| s.config.log_level.clone(),
+        set: None,
+    },
     Setting {
         name: "requirepass",
         get: |s| s.settings.requirepass().unwrap_or_default(),
@@ -166,7 +177,7 @@ const SETTINGS: &[Setting] = &[
         name: "maxclients",
         get: |s| s.settings.maxclients().to_string(),
         set: Some(|s, v, store| {
-            let n = parse_setting("maxclients", v, 1, 1_000_000)?;
+            let n = parse_setting(&MAXCLIENTS_BOUNDS, v)?;
             if store {
                 s.settings.set_maxclients(n);
             }
@@ -177,7 +188,7 @@ const SETTINGS: &[Setting] = &[
         name: "max-payload",
         get: |s| s.settings.max_payload().to_string(),
         set: Some(|s, v, store| {
-            let n = parse_setting("max-payload", v, 1, MAX_PAYLOAD_CEILING)?;
+            let n = parse_setting(&MAX_PAYLOAD_BOUNDS, v)?;
             if store {
                 s.settings.set_max_payload(n);
             }
@@ -188,7 +199,7 @@ const SETTINGS: &[Setting] = &[
         name: "max-batch",
         get: |s| s.settings.max_batch().to_string(),
         set: Some(|s, v, store| {
-            let n = parse_setting("max-batch", v, 1, 1_000_000)?;
+            let n = parse_setting(&MAX_BATCH_BOUNDS, v)?;
             if store {
                 s.settings.set_max_batch(n);
             }
@@ -197,10 +208,10 @@ const SETTINGS: &[Setting] = &[
     },
 ];
 
-fn parse_setting(name: &str, value: &[u8], min: usize, max: usize) -> Result<usize, String> {
+/// A number within `bounds`, the same ones the server checks at start.
+fn parse_setting(bounds: &Bounds, value: &[u8]) -> Result<usize, String> {
     let n: usize = number(value).map_err(|_| "argument couldn't be parsed into an integer".to_owned())?;
-    check(name, n, min, max)?;
-    Ok(n)
+    bounds.check(n)
 }
 
 fn get(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
