@@ -25,6 +25,7 @@
 //! an await. Payloads are read from the store (or its not-yet-committed
 //! overlay) outside the lock.
 
+mod backups;
 mod blocking;
 mod clients;
 mod commands;

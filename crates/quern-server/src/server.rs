@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::backups::Backups;
 use crate::blocking::Waiters;
 use crate::clients::Clients;
 use crate::config::{Config, Settings};
@@ -55,6 +56,8 @@ pub struct Server {
     pub clients: Clients,
     /// Counters.
     pub stats: Stats,
+    /// Backups (BGSAVE).
+    pub backups: Backups,
     /// Cancelled to stop the server (SIGTERM, SHUTDOWN).
     pub shutdown: CancellationToken,
     /// When it started.
@@ -128,6 +131,7 @@ pub async fn bind(config: Config) -> Result<Bound, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|e| StartError::Bind(requested, e))?;
+    let backups = Backups::new(Arc::clone(&store), &config.dir);
     let server = Arc::new(Server {
         settings: Settings::new(&config),
         config,
@@ -136,6 +140,7 @@ pub async fn bind(config: Config) -> Result<Bound, StartError> {
         waiters,
         clients: Clients::default(),
         stats: Stats::default(),
+        backups,
         shutdown: CancellationToken::new(),
         started: Instant::now(),
         addr,

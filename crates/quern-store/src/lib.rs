@@ -67,6 +67,7 @@
 //! anything else is opened: data of another version is refused, untouched.
 //! The log's own layout is in the `wal` module.
 
+mod backup;
 mod error;
 mod format;
 mod store;
@@ -77,4 +78,5 @@ mod writer;
 mod tests;
 
 pub use error::StoreError;
+pub use backup::{Backup, BACKUP_FILE};
 pub use store::{Fsync, LoadedIds, Store, StoreConfig, StoreStats, Ticket, DEFAULT_MAP_SIZE};

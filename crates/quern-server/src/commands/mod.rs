@@ -22,6 +22,7 @@ mod jobs;
 
 mod auth;
 mod client;
+mod bgsave;
 mod command;
 mod config;
 mod dbsize;
@@ -29,6 +30,7 @@ mod echo;
 mod hello;
 mod info;
 mod ping;
+mod lastsave;
 mod quit;
 mod reset;
 mod select;
@@ -60,6 +62,7 @@ pub use jobs::jobs_reply;
 pub static TABLE: &[&Command] = &[
     &auth::COMMAND,
     &client::COMMAND,
+    &bgsave::COMMAND,
     &command::COMMAND,
     &config::COMMAND,
     &dbsize::COMMAND,
@@ -67,6 +70,7 @@ pub static TABLE: &[&Command] = &[
     &hello::COMMAND,
     &info::COMMAND,
     &ping::COMMAND,
+    &lastsave::COMMAND,
     &quit::COMMAND,
     &reset::COMMAND,
     &select::COMMAND,

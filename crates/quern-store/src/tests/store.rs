@@ -679,3 +679,51 @@ fn the_log_is_written_over_only_after_lmdb_is_synced() {
     store.load(|_| {}, |j| jobs.push(j.id)).unwrap();
     assert_eq!(jobs, vec![1, 2, 3, 4, 5, 6]);
 }
+
+#[test]
+fn a_backup_holds_everything_committed_before_it_and_nothing_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(dir.path(), Fsync::Always)).unwrap();
+    submit_and_wait(
+        &store,
+        &mut vec![
+            Change::PutQueue(queue_record(1)),
+            put_job(1, 1, "one"),
+            put_job(2, 1, "two"),
+        ],
+    );
+    // Committed to the log; LMDB may not have it yet: the backup's
+    // checkpoint must bring it in.
+    submit_and_wait(&store, &mut vec![Change::DeleteJob(1), put_job(3, 1, "three")]);
+    let target = tempfile::tempdir().unwrap();
+    let backup = store.backup(&target.path().join("copy")).unwrap();
+    assert_eq!(backup.path, target.path().join("copy").join(crate::BACKUP_FILE));
+    assert_eq!(backup.bytes, std::fs::metadata(&backup.path).unwrap().len());
+    assert!(!target.path().join("copy/data.mdb.partial").exists());
+    // Changes after the backup are not in it.
+    submit_and_wait(&store, &mut vec![put_job(4, 1, "four")]);
+
+    let restored = Store::open(&config(&target.path().join("copy"), Fsync::Always)).unwrap();
+    let mut jobs = Vec::new();
+    let loaded = restored.load(|_| {}, |j| jobs.push(j.id)).unwrap();
+    assert_eq!(jobs, vec![2, 3]);
+    assert_eq!(loaded.next_job, 4, "ids continue after the copy's last job");
+    assert_eq!(
+        restored.payloads(&[2, 3]).unwrap(),
+        vec![
+            Some(Bytes::from_static(b"two")),
+            Some(Bytes::from_static(b"three"))
+        ]
+    );
+    // The copy is a data directory of its own: it takes new writes.
+    submit_and_wait(&restored, &mut vec![put_job(4, 1, "four, again")]);
+    let reopened = reopen(restored, Fsync::Always);
+    let mut jobs = Vec::new();
+    reopened.load(|_| {}, |j| jobs.push(j.id)).unwrap();
+    assert_eq!(jobs, vec![2, 3, 4]);
+
+    // A second backup into the same place replaces the first.
+    store.backup(&target.path().join("copy2")).unwrap();
+    let again = store.backup(&target.path().join("copy2")).unwrap();
+    assert!(again.bytes > 0);
+}
