@@ -142,7 +142,7 @@ class Server:
         self.port = free_port()
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--dir", data, "--fsync", fsync],
+            [binary, "--port", str(self.port), "--http", "127.0.0.1:0", "--dir", data, "--fsync", fsync],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -16,7 +16,7 @@ trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 100); do redis-cli -p "$1" PING >/dev/null 2>&1 && return; sleep 0.1; done; exit 1; }
 
-qp=$(free_port); "$quern" --port "$qp" --dir "$work/quern" >/dev/null 2>&1 & pids+=($!)
+qp=$(free_port); "$quern" --port "$qp" --http 127.0.0.1:0 --dir "$work/quern" >/dev/null 2>&1 & pids+=($!)
 rp=$(free_port); redis-server --port "$rp" --save '' --appendonly no >/dev/null 2>&1 & pids+=($!)
 ap=$(free_port); redis-server --port "$ap" --save '' --appendonly yes --appendfsync always --dir "$work" >/dev/null 2>&1 & pids+=($!)
 for p in "$qp" "$rp" "$ap"; do wait_port "$p"; done

@@ -142,6 +142,8 @@ const NON_DEFAULT: &[(&str, &str)] = &[
     ("shards", "3"),
     ("log-format", "json"),
     ("log-level", "warn"),
+    ("http", "off"),
+    ("metrics-max-queues", "5"),
 ];
 
 fn every_setting_is_read(way: Way) {
@@ -195,6 +197,7 @@ fn settings_not_given_have_their_defaults() {
         ("shards", "16"),
         ("log-format", "text"),
         ("log-level", "info"),
+        ("metrics-max-queues", "100"),
     ];
     for (name, value) in defaults {
         assert_eq!(got[name], value, "default of {name}");
@@ -219,7 +222,7 @@ fn a_flag_beats_a_variable_which_beats_the_file() {
     );
     let mut command = Server::bare_command();
     command
-        .args(["--port", "0", "--dir"])
+        .args(["--port", "0", "--http", "off", "--dir"])
         .arg(scratch.path().join("data"))
         .args(["--maxclients", "300"])
         .env("QUERN_CONFIG", &file)
@@ -381,7 +384,15 @@ fn json_logs_are_one_object_per_line_with_fields() {
     let start = || {
         let mut command = Server::bare_command();
         command
-            .args(["--port", "0", "--requirepass", "hunter2", "--dir"])
+            .args([
+                "--port",
+                "0",
+                "--http",
+                "off",
+                "--requirepass",
+                "hunter2",
+                "--dir",
+            ])
             .arg(&data)
             .env("QUERN_LOG_FORMAT", "json");
         Server::spawn(command, &data)

@@ -333,6 +333,9 @@ fn bgsave_copy_restores_the_state_it_was_taken_at() {
     // After the copy: a push and an ack it must not hold.
     let later = push(&mut con, "r:alpha", b"after the backup", &[]);
     assert_eq!(ack(&mut con, "r:alpha", &pulled[2..3]), 1);
+    let persistence = fields_of_info(&mut con);
+    assert_eq!(persistence["rdb_last_bgsave_status"], "ok");
+    assert!(persistence["backup_last_bytes"].parse::<u64>().unwrap() > 0);
     let lastsave: i64 = redis::cmd("LASTSAVE").query(&mut con).unwrap();
     assert!(
         (lastsave - (now_ms() / 1000) as i64).abs() <= 60,
@@ -363,4 +366,18 @@ fn bgsave_copy_restores_the_state_it_was_taken_at() {
         "ids continue past the copy's: {next} after {newest}"
     );
     restored.stop();
+}
+
+/// `INFO persistence` as field → value, once the backup thread has
+/// recorded its result (the file appears just before).
+fn fields_of_info(con: &mut redis::Connection) -> BTreeMap<String, String> {
+    wait_for("the backup to finish", Duration::from_secs(60), || {
+        let text: String = redis::cmd("INFO").arg("persistence").query(con).unwrap();
+        let fields: BTreeMap<String, String> = text
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        (fields["rdb_bgsave_in_progress"] == "0").then_some(fields)
+    })
 }

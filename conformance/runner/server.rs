@@ -40,8 +40,10 @@ impl Server {
                 command.env_remove(key);
             }
         }
+        // No HTTP listener: servers started side by side would all want
+        // port 8379, and the cases speak RESP only.
         command
-            .args(["--port", "0", "--dir"])
+            .args(["--port", "0", "--http", "off", "--dir"])
             .arg(dir.path().join("data"))
             .args(args)
             .stdin(Stdio::null())

@@ -26,6 +26,8 @@ use redis::{RedisError, RedisResult, Value};
 pub const BIN: &str = env!("CARGO_BIN_EXE_quern");
 /// The line the server prints on stdout once it serves.
 const READY: &str = "Ready to accept connections tcp on ";
+/// The line it prints before it loads its data, when its HTTP listener is on.
+const HTTP: &str = "HTTP on ";
 /// How long a server may take to load its data and print READY.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a stopped server may take to commit and exit.
@@ -40,6 +42,8 @@ pub struct Server {
     child: Option<Child>,
     /// The RESP port it listens on (127.0.0.1).
     pub port: u16,
+    /// The HTTP port, when the listener is on.
+    pub http_port: Option<u16>,
     /// Its data directory.
     pub dir: PathBuf,
     /// What it printed on stderr so far, shown when a test fails.
@@ -69,9 +73,14 @@ impl Server {
 
     /// A server on the data in `dir` (a restart reuses the directory of a
     /// stopped or killed server; the caller keeps the directory alive).
+    /// Its HTTP listener is off unless `args` asks for one (`--http
+    /// 127.0.0.1:0`): servers side by side would all want port 8379.
     pub fn start_in(dir: &Path, args: &[&str]) -> Server {
         let mut command = Server::bare_command();
         command.arg("--port").arg("0").arg("--dir").arg(dir).args(args);
+        if !args.contains(&"--http") {
+            command.args(["--http", "off"]);
+        }
         Server::spawn(command, dir)
     }
 
@@ -99,27 +108,30 @@ impl Server {
         let mut child = command.spawn().expect("spawn quern");
         let stderr = Arc::new(Mutex::new(Vec::new()));
         drain(child.stderr.take().expect("stderr"), stderr.clone());
-        let addr = ready_line(child.stdout.take().expect("stdout"));
+        let lines = stdout_lines(child.stdout.take().expect("stdout"));
         let mut server = Server {
             child: Some(child),
             port: 0,
+            http_port: None,
             dir: dir.to_path_buf(),
             stderr,
             _tmp: None,
         };
-        let addr = match addr.recv_timeout(START_TIMEOUT) {
-            Ok(addr) => addr,
-            Err(_) => {
-                server.kill();
-                panic!("quern did not print its ready line; stderr:\n{}", server.log());
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            let line = lines.recv_timeout(deadline.saturating_duration_since(Instant::now()));
+            match line {
+                Ok(Printed::Http(addr)) => server.http_port = Some(port_of(&addr)),
+                Ok(Printed::Ready(addr)) => {
+                    server.port = port_of(&addr);
+                    return server;
+                }
+                Err(_) => {
+                    server.kill();
+                    panic!("quern did not print its ready line; stderr:\n{}", server.log());
+                }
             }
-        };
-        server.port = addr
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no port in ready line {addr:?}"));
-        server
+        }
     }
 
     /// The process id.
@@ -223,9 +235,18 @@ impl Drop for Server {
     }
 }
 
-/// Reads the child's stdout in a thread: sends the address from the
-/// READY line, then keeps draining so that a later print cannot fail.
-fn ready_line(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
+/// An address line the server printed on stdout.
+#[derive(Debug)]
+pub enum Printed {
+    /// `HTTP on ADDR`, before the data loads.
+    Http(String),
+    /// `Ready to accept connections tcp on ADDR`, once it serves.
+    Ready(String),
+}
+
+/// Reads the child's stdout in a thread: sends each address line, then
+/// keeps draining so that a later print cannot fail.
+pub fn stdout_lines(stdout: impl Read + Send + 'static) -> mpsc::Receiver<Printed> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut reader = BufReader::new(stdout);
@@ -235,14 +256,28 @@ fn ready_line(stdout: impl Read + Send + 'static) -> mpsc::Receiver<String> {
             match reader.read_line(&mut line) {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {
-                    if let Some(addr) = line.trim_end().strip_prefix(READY) {
-                        let _ = tx.send(addr.to_owned());
-                    }
+                    let line = line.trim_end();
+                    let printed = if let Some(addr) = line.strip_prefix(READY) {
+                        Printed::Ready(addr.to_owned())
+                    } else if let Some(addr) = line.strip_prefix(HTTP) {
+                        Printed::Http(addr.to_owned())
+                    } else {
+                        continue;
+                    };
+                    let _ = tx.send(printed);
                 }
             }
         }
     });
     rx
+}
+
+/// The port at the end of an address line.
+pub fn port_of(addr: &str) -> u16 {
+    addr.rsplit(':')
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no port in {addr:?}"))
 }
 
 /// Copies the child's stderr into `log` in a thread.

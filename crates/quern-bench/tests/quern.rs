@@ -64,7 +64,17 @@ impl Server {
             .expect("temp dir");
         let bin = quern_binary();
         let mut child = Command::new(&bin)
-            .args(["--port", "0", "--fsync", "always", "--dir"])
+            // HTTP on a free port: on, as by default, without competing
+            // for 8379 with other tests' servers.
+            .args([
+                "--port",
+                "0",
+                "--http",
+                "127.0.0.1:0",
+                "--fsync",
+                "always",
+                "--dir",
+            ])
             .arg(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -157,6 +157,9 @@ pub struct QueueStats {
     pub paused: bool,
     /// Lifetime counters.
     pub counters: Counters,
+    /// Jobs handed to workers since the engine was built (not persisted,
+    /// unlike `counters`).
+    pub pulled: u64,
     /// Age of the longest-waiting job (by push time), 0 when none waits.
     pub oldest_waiting_age_ms: u64,
 }
@@ -375,6 +378,19 @@ impl Engine {
     /// QACK: removes active jobs; ids this queue does not know count 0.
     /// All or nothing: a refused id changes nothing.
     pub fn ack(&mut self, queue: &[u8], ids: &[JobId], attempt: Option<u32>) -> Result<u64, EngineError> {
+        self.ack_timed(queue, ids, attempt, |_, _| {})
+    }
+
+    /// [`Engine::ack`], calling `acked(queue id, created_at)` for each job
+    /// it removes, so that the caller can measure how long jobs took from
+    /// push to ack without the engine reading a clock.
+    pub fn ack_timed(
+        &mut self,
+        queue: &[u8],
+        ids: &[JobId],
+        attempt: Option<u32>,
+        mut acked_job: impl FnMut(QueueId, Millis),
+    ) -> Result<u64, EngineError> {
         let Some(&qid) = self.by_name.get(queue) else {
             return Ok(0);
         };
@@ -386,9 +402,10 @@ impl Engine {
         let mut acked = 0;
         for &id in ids {
             // Checked above; `remove` skips an id repeated in `ids`.
-            if self.remove_job(qid, id).is_some() {
+            if let Some(job) = self.remove_job(qid, id) {
                 self.changed(qid).counters.acked += 1;
                 acked += 1;
+                acked_job(qid, job.created_at);
             }
         }
         Ok(acked)
@@ -491,6 +508,7 @@ impl Engine {
             dead: q.dead.len() as u64,
             paused: q.paused,
             counters: q.counters,
+            pulled: q.pulled,
             oldest_waiting_age_ms: oldest.map_or(0, |at| now.saturating_sub(at)),
         })
     }
@@ -840,6 +858,7 @@ impl Engine {
                 attempt: job.attempt,
             });
         }
+        self.queue_mut(qid).pulled += pulled.len() as u64;
         pulled
     }
 

@@ -37,6 +37,11 @@ pub(crate) struct Queue {
     pub paused: bool,
     /// Lifetime counters, persisted with the queue's record.
     pub counters: Counters,
+    /// Jobs handed to workers since this engine was built. Kept in memory
+    /// only: the on-disk record's counters are frozen by the format, and a
+    /// delivery count that restarts with the process is what a metrics
+    /// counter expects anyway.
+    pub pulled: u64,
     /// Waiting jobs: one list per priority, highest first; each list is
     /// in id order, which is push order.
     ready: BTreeMap<Reverse<i64>, ReadyList>,
@@ -60,6 +65,7 @@ impl Queue {
             name,
             paused: false,
             counters: Counters::default(),
+            pulled: 0,
             ready: BTreeMap::new(),
             waiting: 0,
             delayed: 0,

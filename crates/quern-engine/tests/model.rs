@@ -549,3 +549,30 @@ fn paused_queue_keeps_its_pullers_waiting() {
     engine.unblock(99);
     assert_eq!(engine.blocked_pullers(), 0);
 }
+
+#[test]
+fn deliveries_are_counted_and_acks_report_push_times() {
+    let mut engine = Engine::new(Arc::new(Ids::default()));
+    let opts = PushOptions::default();
+    let early = engine.push(b"q", Bytes::new(), &opts, 100).unwrap();
+    let late = engine.push(b"q", Bytes::new(), &opts, 250).unwrap();
+    // A blocked puller served by a push counts as a delivery too.
+    engine.pull_or_block(b"other", 1, None, 1, 0);
+    engine.push(b"other", Bytes::new(), &opts, 300).unwrap();
+    assert_eq!(engine.take_deliveries().len(), 1);
+    let pulled = engine.pull(b"q", 5, None, 400);
+    assert_eq!(pulled.len(), 2);
+    assert_eq!(engine.stats(b"q", 400).unwrap().pulled, 2);
+    assert_eq!(engine.stats(b"other", 400).unwrap().pulled, 1);
+
+    let mut reported = Vec::new();
+    let acked = engine.ack_timed(b"q", &[late, early, 999], None, |queue, created_at| {
+        reported.push((queue, created_at))
+    });
+    assert_eq!(acked, Ok(2));
+    let q = engine.queues().find(|(_, name, _)| &name[..] == b"q").unwrap().0;
+    assert_eq!(reported, vec![(q, 250), (q, 100)], "in the order acked");
+    // A job already gone is not acked again, and not reported.
+    let again = engine.ack_timed(b"q", &[early], None, |_, _| panic!("nothing was acked"));
+    assert_eq!(again, Ok(0));
+}

@@ -61,10 +61,11 @@ impl ClientHandle {
         }
     }
 
-    /// Records a command for CLIENT LIST's `cmd` and `idle`.
-    pub fn touch(&self, command: &'static str) {
+    /// Records a command, received at `now`, for CLIENT LIST's `cmd` and
+    /// `idle`.
+    pub fn touch(&self, command: &'static str, now: Instant) {
         self.names().last_command = command;
-        let ms = self.connected.elapsed().as_millis() as u64;
+        let ms = now.saturating_duration_since(self.connected).as_millis() as u64;
         self.last_active_ms.store(ms, Ordering::Relaxed);
     }
 

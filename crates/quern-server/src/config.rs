@@ -6,7 +6,7 @@
 //! start-up, the binary's settings loader and CONFIG SET agree on them.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -94,6 +94,38 @@ pub const SHARDS_BOUNDS: Bounds = Bounds {
     max: 4096,
 };
 
+/// Default HTTP address (/metrics, /health, /ready): loopback only, since
+/// the endpoints ask for no password.
+pub const DEFAULT_HTTP: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8379);
+/// The `http` setting's value that turns the listener off.
+pub const HTTP_OFF: &str = "off";
+
+/// Parses the `http` setting: `ADDR:PORT` (port 0 picks a free one), or
+/// `off` for no HTTP listener.
+pub fn parse_http(text: &str) -> Result<Option<SocketAddr>, String> {
+    if text.eq_ignore_ascii_case(HTTP_OFF) {
+        return Ok(None);
+    }
+    text.parse::<SocketAddr>()
+        .map(Some)
+        .map_err(|_| format!("expected ADDR:PORT, such as 127.0.0.1:8379 or [::1]:8379, or {HTTP_OFF}"))
+}
+
+/// The `http` setting as [`parse_http`] reads it.
+pub fn show_http(http: Option<SocketAddr>) -> String {
+    http.map_or_else(|| HTTP_OFF.to_owned(), |addr| addr.to_string())
+}
+
+/// Default number of queues with a metrics label of their own.
+pub const DEFAULT_METRICS_MAX_QUEUES: usize = 100;
+/// Bounds of metrics-max-queues: each labelled queue is a dozen series
+/// for Prometheus to keep; 0 puts every queue under `_other`.
+pub const METRICS_MAX_QUEUES_BOUNDS: Bounds = Bounds {
+    name: "metrics-max-queues",
+    min: 0,
+    max: 10_000,
+};
+
 /// How log lines are printed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum LogFormat {
@@ -162,6 +194,12 @@ pub struct Config {
     /// Which events are logged, as a `tracing` filter directive
     /// (`info`, `info,quern_store=debug`). Kept for CONFIG GET, as above.
     pub log_level: String,
+    /// Where the HTTP listener (/metrics, /health, /ready) listens; `None`
+    /// turns it, and the metrics recorder, off.
+    pub http: Option<SocketAddr>,
+    /// Queues with a `queue` label of their own in the metrics; the rest
+    /// are summed under `queue="_other"`.
+    pub metrics_max_queues: usize,
 }
 
 impl Default for Config {
@@ -178,6 +216,8 @@ impl Default for Config {
             shards: DEFAULT_SHARDS,
             log_format: LogFormat::default(),
             log_level: DEFAULT_LOG_LEVEL.to_owned(),
+            http: Some(DEFAULT_HTTP),
+            metrics_max_queues: DEFAULT_METRICS_MAX_QUEUES,
         }
     }
 }
@@ -208,6 +248,7 @@ impl Config {
             (MAX_PAYLOAD_BOUNDS, self.max_payload),
             (MAX_BATCH_BOUNDS, self.max_batch),
             (SHARDS_BOUNDS, self.shards),
+            (METRICS_MAX_QUEUES_BOUNDS, self.metrics_max_queues),
         ];
         for (bounds, value) in numbers {
             bounds.check(value).map_err(|why| InvalidSetting {
@@ -308,6 +349,20 @@ mod tests {
         let err = config.validate().unwrap_err();
         assert_eq!(err.name, "max-batch");
         assert_eq!(err.to_string(), "max-batch must be between 1 and 1000000, not 0");
+    }
+
+    #[test]
+    fn http_is_an_address_or_off() {
+        assert_eq!(parse_http("127.0.0.1:8379"), Ok(Some(DEFAULT_HTTP)));
+        assert_eq!(parse_http("OFF"), Ok(None));
+        assert_eq!(
+            parse_http("[::1]:0").map(|a| a.map(|a| a.to_string())),
+            Ok(Some("[::1]:0".to_owned()))
+        );
+        assert!(parse_http("8379").unwrap_err().contains("ADDR:PORT"));
+        assert!(parse_http("localhost:8379").is_err());
+        assert_eq!(show_http(None), "off");
+        assert_eq!(show_http(Some(DEFAULT_HTTP)), "127.0.0.1:8379");
     }
 
     #[test]

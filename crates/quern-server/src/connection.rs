@@ -22,6 +22,7 @@ use crate::commands::{execute, jobs_reply, Ctx, Outcome, Session};
 use crate::config::OUTPUT_FLUSH_BYTES;
 use crate::resp::{encode, Protocol, Reply, RequestReader};
 use crate::server::Server;
+use crate::stats::Tally;
 
 /// Bytes read from the socket at a time, at least.
 const READ_CHUNK: usize = 16 << 10;
@@ -43,8 +44,16 @@ impl Output {
     }
 
     /// Waits for the commit, then writes. An error means the replies must
-    /// not be sent (the store failed) or the client is gone.
-    async fn flush(&mut self, server: &Server, socket: &mut OwnedWriteHalf) -> std::io::Result<()> {
+    /// not be sent (the store failed) or the client is gone. The runs of
+    /// the commands replied to are counted first, so that a client that
+    /// has a reply sees its command in INFO and the metrics.
+    async fn flush(
+        &mut self,
+        server: &Server,
+        socket: &mut OwnedWriteHalf,
+        tally: &mut Tally,
+    ) -> std::io::Result<()> {
+        server.stats.flush(tally);
         if let Some(ticket) = self.ticket.take() {
             server
                 .store
@@ -54,6 +63,7 @@ impl Output {
         }
         if !self.buf.is_empty() {
             socket.write_all(&self.buf).await?;
+            server.stats.wrote(self.buf.len());
             self.buf.clear();
         }
         Ok(())
@@ -69,9 +79,12 @@ pub async fn serve(server: Arc<Server>, stream: TcpStream, handle: Arc<ClientHan
         protocol: Protocol::Resp2,
         authed: server.settings.requirepass().is_none(),
         handle,
+        tally: Tally::default(),
     };
     let (mut socket_in, mut socket_out) = stream.into_split();
     let _ = run(&server, &mut socket_in, &mut socket_out, &mut session).await;
+    // Runs whose replies could not be written count too.
+    server.stats.flush(&mut session.tally);
     // Unlisted before the socket closes: a client that saw the close finds
     // the connection gone from CLIENT LIST and INFO.
     server.clients.remove(id);
@@ -100,7 +113,7 @@ async fn run(
                 Ok(None) => break,
                 Err(e) => {
                     out.push(Reply::error(format!("ERR {}", e.0)), session.protocol);
-                    out.flush(server, socket_out).await?;
+                    out.flush(server, socket_out, &mut session.tally).await?;
                     return Ok(());
                 }
             };
@@ -113,7 +126,7 @@ async fn run(
                 }
                 Outcome::Block(request) => {
                     // Earlier replies go out before the wait.
-                    out.flush(server, socket_out).await?;
+                    out.flush(server, socket_out, &mut session.tally).await?;
                     let reply = block(server, session, request, socket_in, &mut input).await;
                     match reply {
                         Some(reply) => out.push(reply, session.protocol),
@@ -122,28 +135,29 @@ async fn run(
                 }
                 Outcome::Close(reply) => {
                     out.push(reply, session.protocol);
-                    out.flush(server, socket_out).await?;
+                    out.flush(server, socket_out, &mut session.tally).await?;
                     return Ok(());
                 }
                 Outcome::Shutdown => {
-                    out.flush(server, socket_out).await?;
+                    out.flush(server, socket_out, &mut session.tally).await?;
                     server.shutdown.cancel();
                     return Ok(());
                 }
             }
             if out.buf.len() >= OUTPUT_FLUSH_BYTES {
-                out.flush(server, socket_out).await?;
+                out.flush(server, socket_out, &mut session.tally).await?;
             }
         }
-        out.flush(server, socket_out).await?;
+        out.flush(server, socket_out, &mut session.tally).await?;
         input.reserve(READ_CHUNK);
         tokio::select! {
             // Requests already read were all run above: stopping here
             // leaves nothing half done.
             _ = kill.cancelled() => return Ok(()),
             read = socket_in.read_buf(&mut input) => {
-                if read? == 0 {
-                    return Ok(());
+                match read? {
+                    0 => return Ok(()),
+                    n => server.stats.read(n),
                 }
             }
         }
@@ -187,7 +201,7 @@ async fn block(
             // sends meanwhile waits in the buffer, up to one request's worth.
             read = socket_in.read_buf(input), if input.len() < max_input => match read {
                 Ok(0) | Err(_) => break None,
-                Ok(_) => {}
+                Ok(n) => server.stats.read(n),
             },
             served = pull.served() => break Some(served),
             // Timed out; a hand-off that raced with the timer still counts.
@@ -202,11 +216,15 @@ async fn block(
     };
     // The hang-up may have reached us just after the hand-off: look once
     // more before the jobs go to a socket nobody reads.
-    if let Ok(0) = socket_in.try_read_buf(input) {
-        server.shards.apply(&delivery.queue, |engine, now| {
-            engine.release(&delivery.queue, &delivery.jobs, now)
-        });
-        return None;
+    match socket_in.try_read_buf(input) {
+        Ok(0) => {
+            server.shards.apply(&delivery.queue, |engine, now| {
+                engine.release(&delivery.queue, &delivery.jobs, now)
+            });
+            return None;
+        }
+        Ok(n) => server.stats.read(n),
+        Err(_) => {}
     }
     Some(reply(delivery.queue, delivery.jobs))
 }

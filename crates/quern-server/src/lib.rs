@@ -31,19 +31,28 @@ mod clients;
 mod commands;
 mod config;
 mod connection;
+mod dashboard;
 mod error;
 mod glob;
+mod http;
+mod inspect;
+mod lifecycle;
+mod metrics;
+mod password;
 // Public only for the benchmarks in benches/resp.rs: not part of the
 // crate's API, and free to change with the protocol code.
 #[doc(hidden)]
 pub mod resp;
 mod server;
 mod shards;
+mod stats;
 
 pub use config::{
-    Bounds, Config, InvalidSetting, LogFormat, DEFAULT_LOG_LEVEL, DEFAULT_MAX_BATCH, DEFAULT_MAX_CLIENTS,
-    DEFAULT_MAX_PAYLOAD, DEFAULT_SHARDS, MAXCLIENTS_BOUNDS, MAX_BATCH_BOUNDS, MAX_PAYLOAD_BOUNDS,
-    SHARDS_BOUNDS,
+    parse_http, show_http, Bounds, Config, InvalidSetting, LogFormat, DEFAULT_HTTP, DEFAULT_LOG_LEVEL,
+    DEFAULT_MAX_BATCH, DEFAULT_MAX_CLIENTS, DEFAULT_MAX_PAYLOAD, DEFAULT_METRICS_MAX_QUEUES, DEFAULT_SHARDS,
+    MAXCLIENTS_BOUNDS, MAX_BATCH_BOUNDS, MAX_PAYLOAD_BOUNDS, METRICS_MAX_QUEUES_BOUNDS, SHARDS_BOUNDS,
 };
+pub use http::{router, HttpState, Loaded};
+pub use lifecycle::{Lifecycle, Readiness};
 pub use quern_store::Fsync;
-pub use server::{bind, Bound, Server, StartError};
+pub use server::{bind, start, Bound, Server, StartError, Starting};

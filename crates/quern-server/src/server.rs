@@ -1,9 +1,14 @@
-//! The server: its shared state, start-up (open the store, rebuild the
-//! engines), the accept loop and an orderly shutdown.
+//! The server: its shared state, start-up, the accept loop and an orderly
+//! shutdown.
+//!
+//! Start-up has two steps, so that the HTTP listener answers while the
+//! data loads: [`start`] checks the settings and starts the HTTP listener;
+//! [`Starting::load`] opens the store, rebuilds the engines and binds the
+//! RESP port. [`Bound::serve`] then serves until told to stop.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -19,25 +24,11 @@ use crate::blocking::Waiters;
 use crate::clients::Clients;
 use crate::config::{Config, Settings};
 use crate::connection;
+use crate::http::{HttpListener, HttpState};
+use crate::lifecycle::Lifecycle;
+use crate::metrics::{self, QueueMetrics, StoreMetrics};
 use crate::shards::Shards;
-
-/// Counters for INFO.
-#[derive(Debug, Default)]
-pub struct Stats {
-    commands: AtomicU64,
-}
-
-impl Stats {
-    /// Counts one command.
-    pub fn count_command(&self) {
-        self.commands.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Commands run since start.
-    pub fn commands(&self) -> u64 {
-        self.commands.load(Ordering::Relaxed)
-    }
-}
+use crate::stats::Stats;
 
 /// Everything the connections share.
 #[derive(Debug)]
@@ -54,8 +45,12 @@ pub struct Server {
     pub waiters: Arc<Waiters>,
     /// Connected clients.
     pub clients: Clients,
-    /// Counters.
+    /// Request counters: per command, bytes in and out.
     pub stats: Stats,
+    /// Per-queue metrics: which queues have a label, push-to-ack times.
+    pub queue_metrics: QueueMetrics,
+    /// The store's commit histograms (recorded while metrics are on).
+    pub store_metrics: Arc<StoreMetrics>,
     /// Backups (BGSAVE).
     pub backups: Backups,
     /// Cancelled to stop the server (SIGTERM, SHUTDOWN).
@@ -64,6 +59,8 @@ pub struct Server {
     pub started: Instant,
     /// The address it listens on.
     pub addr: SocketAddr,
+    /// The address its HTTP listener listens on, when it has one.
+    pub http_addr: Option<SocketAddr>,
 }
 
 /// Why the server could not start.
@@ -75,6 +72,8 @@ pub enum StartError {
     Store(StoreError),
     /// The address could not be bound.
     Bind(SocketAddr, std::io::Error),
+    /// The HTTP address could not be bound.
+    Http(SocketAddr, std::io::Error),
 }
 
 impl std::fmt::Display for StartError {
@@ -83,17 +82,28 @@ impl std::fmt::Display for StartError {
             StartError::Config(why) => write!(f, "invalid setting: {why}"),
             StartError::Store(e) => write!(f, "cannot open the store: {e}"),
             StartError::Bind(addr, e) => write!(f, "cannot listen on {addr}: {e}"),
+            StartError::Http(addr, e) => write!(f, "cannot listen for HTTP on {addr}: {e}"),
         }
     }
 }
 
 impl std::error::Error for StartError {}
 
+/// A server whose settings are checked and whose HTTP listener (when on)
+/// answers, with its data not loaded yet.
+#[derive(Debug)]
+pub struct Starting {
+    config: Config,
+    lifecycle: Arc<Lifecycle>,
+    http: Option<HttpListener>,
+}
+
 /// A server that has loaded its data and bound its port, not yet serving.
 #[derive(Debug)]
 pub struct Bound {
     server: Arc<Server>,
     listener: TcpListener,
+    http: Option<HttpListener>,
     /// Jobs loaded from the store.
     pub jobs_loaded: u64,
 }
@@ -105,51 +115,117 @@ impl Bound {
     }
 }
 
-/// Opens the store, rebuilds every queue from it and binds the port.
-pub async fn bind(config: Config) -> Result<Bound, StartError> {
+/// Checks the settings and starts the HTTP listener, when one is set.
+pub async fn start(config: Config) -> Result<Starting, StartError> {
     config.validate().map_err(|e| StartError::Config(e.to_string()))?;
-    let store = Store::open(&StoreConfig {
-        dir: config.dir.clone(),
-        fsync: config.fsync,
-        ..StoreConfig::default()
+    let lifecycle = Arc::new(Lifecycle::default());
+    let http = match config.http {
+        None => None,
+        Some(addr) => {
+            // Before any metric handle is taken: one taken earlier would
+            // stay a no-op.
+            metrics::install();
+            let state = HttpState {
+                lifecycle: lifecycle.clone(),
+            };
+            let listener = HttpListener::bind(addr, state)
+                .await
+                .map_err(|e| StartError::Http(addr, e))?;
+            Some(listener)
+        }
+    };
+    Ok(Starting {
+        config,
+        lifecycle,
+        http,
     })
-    .map_err(StartError::Store)?;
+}
+
+/// [`start`], then [`Starting::load`], for a caller with nothing to do in
+/// between.
+pub async fn bind(config: Config) -> Result<Bound, StartError> {
+    start(config).await?.load().await
+}
+
+impl Starting {
+    /// The HTTP listener's address, when it is on.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_ref().map(HttpListener::addr)
+    }
+
+    /// Opens the store, rebuilds every queue from it and binds the port.
+    pub async fn load(self) -> Result<Bound, StartError> {
+        let Starting {
+            config,
+            lifecycle,
+            http,
+        } = self;
+        let store_config = StoreConfig {
+            dir: config.dir.clone(),
+            fsync: config.fsync,
+            ..StoreConfig::default()
+        };
+        let shard_count = config.shards;
+        // Replaying the log and reading every job take seconds for a large
+        // backlog: on a blocking thread, so that the runtime keeps
+        // answering HTTP meanwhile.
+        let loading = tokio::task::spawn_blocking(move || open_and_restore(&store_config, shard_count));
+        let (store, shards, waiters, jobs_loaded) = match loading.await {
+            Ok(loaded) => loaded?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => return Err(StartError::Store(StoreError::Closed)),
+        };
+        let store_metrics = Arc::new(StoreMetrics::default());
+        if metrics::enabled() {
+            store.observe(store_metrics.clone());
+        }
+
+        let requested = SocketAddr::new(config.bind, config.port);
+        let listener = TcpListener::bind(requested)
+            .await
+            .map_err(|e| StartError::Bind(requested, e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(requested, e))?;
+        let backups = Backups::new(Arc::clone(&store), &config.dir);
+        let server = Arc::new(Server {
+            settings: Settings::new(&config),
+            queue_metrics: QueueMetrics::new(config.metrics_max_queues),
+            store_metrics,
+            config,
+            shards,
+            store,
+            waiters,
+            clients: Clients::default(),
+            stats: Stats::default(),
+            backups,
+            shutdown: CancellationToken::new(),
+            started: Instant::now(),
+            addr,
+            http_addr: http.as_ref().map(HttpListener::addr),
+        });
+        lifecycle.loaded(server.clone());
+        Ok(Bound {
+            server,
+            listener,
+            http,
+            jobs_loaded,
+        })
+    }
+}
+
+/// What loading builds: the store, the engines, the blocked-puller
+/// registry, and the number of jobs loaded.
+type LoadedData = (Arc<Store>, Arc<Shards>, Arc<Waiters>, u64);
+
+/// Opens the store and loads it into `shard_count` fresh engines.
+fn open_and_restore(store_config: &StoreConfig, shard_count: usize) -> Result<LoadedData, StartError> {
+    let store = Store::open(store_config).map_err(StartError::Store)?;
     let ids = Arc::new(Ids::default());
     let waiters = Arc::new(Waiters::default());
-    let shards = Arc::new(Shards::new(
-        config.shards,
-        ids.clone(),
-        store.clone(),
-        waiters.clone(),
-    ));
-    let jobs_loaded = restore(&store, &shards)?;
-
-    let requested = SocketAddr::new(config.bind, config.port);
-    let listener = TcpListener::bind(requested)
-        .await
-        .map_err(|e| StartError::Bind(requested, e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| StartError::Bind(requested, e))?;
-    let backups = Backups::new(Arc::clone(&store), &config.dir);
-    let server = Arc::new(Server {
-        settings: Settings::new(&config),
-        config,
-        shards,
-        store,
-        waiters,
-        clients: Clients::default(),
-        stats: Stats::default(),
-        backups,
-        shutdown: CancellationToken::new(),
-        started: Instant::now(),
-        addr,
-    });
-    Ok(Bound {
-        server,
-        listener,
-        jobs_loaded,
-    })
+    let shards = Arc::new(Shards::new(shard_count, ids, store.clone(), waiters.clone()));
+    let jobs = restore(&store, &shards)?;
+    Ok((store, shards, waiters, jobs))
 }
 
 /// Jobs handed to a shard at a time while restoring: one lock per batch.
@@ -217,7 +293,12 @@ impl Bound {
     /// Serves until the server is told to stop, then finishes in-flight
     /// work, commits and returns.
     pub async fn serve(self) -> Result<(), StoreError> {
-        let Bound { server, listener, .. } = self;
+        let Bound {
+            server,
+            listener,
+            http,
+            ..
+        } = self;
         let timers = server.shards.spawn_timers(server.shutdown.clone());
         let connections = TaskTracker::new();
         loop {
@@ -250,8 +331,13 @@ impl Bound {
             let _ = timer.await;
         }
         let store = server.store.clone();
-        tokio::task::spawn_blocking(move || store.shutdown())
+        let stopped = tokio::task::spawn_blocking(move || store.shutdown())
             .await
-            .unwrap_or(Err(StoreError::Closed))
+            .unwrap_or(Err(StoreError::Closed));
+        // Only now: until the last commit, /ready answers "stopping".
+        if let Some(http) = http {
+            http.stop().await;
+        }
+        stopped
     }
 }

@@ -70,6 +70,7 @@
 mod backup;
 mod error;
 mod format;
+mod observer;
 mod store;
 mod wal;
 mod writer;
@@ -77,6 +78,7 @@ mod writer;
 #[cfg(test)]
 mod tests;
 
-pub use error::StoreError;
 pub use backup::{Backup, BACKUP_FILE};
+pub use error::StoreError;
+pub use observer::StoreObserver;
 pub use store::{Fsync, LoadedIds, Store, StoreConfig, StoreStats, Ticket, DEFAULT_MAP_SIZE};

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::Instant;
 
@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::error::StoreError;
 use crate::format::{self, db, meta_key, FORMAT_VERSION};
+use crate::observer::StoreObserver;
 use crate::wal::Wal;
 use crate::writer::{Applier, Logger};
 
@@ -231,6 +232,8 @@ pub(crate) struct Shared {
     pub applied: Condvar,
     /// The last failure, for INFO.
     pub last_error: Mutex<Option<String>>,
+    /// Told of every write, once [`Store::observe`] has set it.
+    pub observer: OnceLock<Arc<dyn StoreObserver>>,
     /// Tests hold this to keep the logger from writing the log.
     #[cfg(test)]
     pub hold: Mutex<()>,
@@ -263,6 +266,7 @@ impl Shared {
             apply_wake: Condvar::new(),
             applied: Condvar::new(),
             last_error: Mutex::new(None),
+            observer: OnceLock::new(),
             #[cfg(test)]
             hold: Mutex::new(()),
             #[cfg(test)]
@@ -698,6 +702,13 @@ impl Store {
                 .unwrap_or_else(PoisonError::into_inner)
                 .clone(),
         }
+    }
+
+    /// Tells `observer` of every write from now on (for metrics). A store
+    /// has one observer for its life: a second call is refused, returning
+    /// `false`.
+    pub fn observe(&self, observer: Arc<dyn StoreObserver>) -> bool {
+        self.shared.observer.set(observer).is_ok()
     }
 
     /// The data directory.

@@ -192,8 +192,15 @@ impl Logger {
             };
 
             if !carry.is_empty() && retry.due() {
+                let started = Instant::now();
                 match self.log(&carry) {
                     Ok(seq) => {
+                        // Before the waiters are told: whoever sees the
+                        // commit sees it measured (a histogram sample
+                        // costs them nanoseconds).
+                        if let Some(observer) = self.shared.observer.get() {
+                            observer.committed(carry.len(), started.elapsed());
+                        }
                         self.logged(&mut carry, ticket, seq);
                         retry.succeeded();
                         unsynced = self.fsync != Fsync::Always;
@@ -416,8 +423,12 @@ impl Applier {
             };
 
             if !carry.is_empty() && retry.due() {
+                let started = Instant::now();
                 match self.commit(&carry, seq) {
                     Ok(()) => {
+                        if let Some(observer) = self.shared.observer.get() {
+                            observer.checkpointed(carry.len(), started.elapsed());
+                        }
                         retry.succeeded();
                         unsynced = self.fsync != Fsync::Always;
                         self.applied(&carry, ticket, seq, !unsynced);

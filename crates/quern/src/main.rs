@@ -1,7 +1,7 @@
 //! `quern`: the job-queue server. Reads its settings from flags, `QUERN_*`
 //! environment variables and an optional TOML file (see `settings`), logs
-//! to stderr, prints its ready line on stdout, serves until SIGTERM,
-//! SIGINT or SHUTDOWN, then commits and exits 0.
+//! to stderr, prints its HTTP address and its ready line on stdout,
+//! serves until SIGTERM, SIGINT or SHUTDOWN, then commits and exits 0.
 
 mod logging;
 mod settings;
@@ -46,7 +46,21 @@ async fn run(config: Config) -> ExitCode {
     let dir = config.dir.clone();
     let fsync = config.fsync;
     let loading = Instant::now();
-    let bound = match quern_server::bind(config).await {
+    let starting = match quern_server::start(config).await {
+        Ok(starting) => starting,
+        Err(e) => {
+            error!(error = %e, "cannot start");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Before the data loads, so that /health and /ready answer meanwhile;
+    // on stdout like the ready line, for tests and scripts that ask for
+    // port 0.
+    if let Some(addr) = starting.http_addr() {
+        println!("HTTP on {addr}");
+        info!(addr = %addr, "HTTP listening");
+    }
+    let bound = match starting.load().await {
         Ok(bound) => bound,
         Err(e) => {
             error!(error = %e, "cannot start");

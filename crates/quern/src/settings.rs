@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Arg, ArgMatches, Command};
 use quern_server::{
-    Bounds, Config, Fsync, LogFormat, MAXCLIENTS_BOUNDS, MAX_BATCH_BOUNDS, MAX_PAYLOAD_BOUNDS, SHARDS_BOUNDS,
+    parse_http, show_http, Bounds, Config, Fsync, LogFormat, MAXCLIENTS_BOUNDS, MAX_BATCH_BOUNDS,
+    MAX_PAYLOAD_BOUNDS, METRICS_MAX_QUEUES_BOUNDS, SHARDS_BOUNDS,
 };
 
 use crate::logging;
@@ -235,6 +236,34 @@ const SETTINGS: &[Setting] = &[
         },
         show: |c| c.log_level.clone(),
     },
+    Setting {
+        name: "http",
+        env: "QUERN_HTTP",
+        short: None,
+        value_name: "ADDR:PORT",
+        help: "HTTP listener for /metrics, /health and /ready (port 0 picks a free one), or off",
+        kind: Kind::Text,
+        secret: false,
+        apply: |c, v| {
+            c.http = parse_http(v)?;
+            Ok(())
+        },
+        show: |c| show_http(c.http),
+    },
+    Setting {
+        name: "metrics-max-queues",
+        env: "QUERN_METRICS_MAX_QUEUES",
+        short: None,
+        value_name: "N",
+        help: "Queues with a metrics label of their own; the others are summed under queue=\"_other\"",
+        kind: Kind::Integer,
+        secret: false,
+        apply: |c, v| {
+            c.metrics_max_queues = bounded(v, &METRICS_MAX_QUEUES_BOUNDS)?;
+            Ok(())
+        },
+        show: |c| c.metrics_max_queues.to_string(),
+    },
 ];
 
 /// A whole number within `bounds`.
@@ -377,6 +406,8 @@ impl Loaded {
             shards = c.shards,
             log_format = %c.log_format,
             log_level = %c.log_level,
+            http = %show_http(c.http),
+            metrics_max_queues = c.metrics_max_queues,
             "starting"
         );
     }
@@ -618,6 +649,8 @@ mod tests {
             ("shards", "3", "3"),
             ("log-format", "json", "\"json\""),
             ("log-level", "debug", "\"debug\""),
+            ("http", "off", "\"off\""),
+            ("metrics-max-queues", "5", "5"),
         ];
         assert_eq!(values.len(), SETTINGS.len(), "every setting is covered");
         for (name, text, toml) in values {
@@ -703,6 +736,18 @@ mod tests {
         assert!(err.to_string().contains("expected an IP address"), "{err}");
         let err = load_with(&["--log-format", "xml"], &[]).unwrap_err();
         assert!(err.to_string().contains("log-format = \"xml\""), "{err}");
+        let err = load_with(&["--http", "8379"], &[]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("http = \"8379\" (from --http): expected ADDR:PORT"),
+            "{err}"
+        );
+        let err = load_with(&[], &[("QUERN_METRICS_MAX_QUEUES", "10001")]).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("metrics-max-queues must be between 0 and 10000"),
+            "{err}"
+        );
         let err = load_with(&[], &[("QUERN_LOG_LEVEL", "loud")]).unwrap_err();
         assert!(
             err.to_string()
@@ -804,6 +849,8 @@ mod tests {
         assert_eq!(c.max_payload, 1 << 20);
         assert_eq!(c.log_format, LogFormat::Json);
         assert_eq!(c.log_level, "info,quern_store=debug");
+        assert_eq!(c.http, Some("127.0.0.1:8379".parse().unwrap()));
+        assert_eq!(c.metrics_max_queues, 100);
     }
 
     #[test]

@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use super::{Arg, Args, Command, Ctx, Outcome};
 use crate::error::CmdError;
+use crate::password;
 use crate::resp::Reply;
 
 pub static COMMAND: Command = Command {
@@ -36,17 +37,11 @@ pub fn authenticate(ctx: &mut Ctx<'_>, user: Option<Bytes>, password: &[u8]) -> 
         // form is refused as a likely misconfiguration, as in Redis.
         None if user.is_none() => return Err(CmdError::AuthNotConfigured),
         None => user_ok,
-        Some(expected) => user_ok && constant_time_eq(expected.as_bytes(), password),
+        Some(expected) => user_ok && password::matches(expected.as_bytes(), password),
     };
     if !ok {
         return Err(CmdError::WrongPass);
     }
     ctx.session.authed = true;
     Ok(())
-}
-
-/// Compares without an early exit, so timing does not leak how much of a
-/// guessed password was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

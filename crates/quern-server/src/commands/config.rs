@@ -162,6 +162,17 @@ const SETTINGS: &[Setting] = &[
         get: |s| s.config.log_level.clone(),
         set: None,
     },
+    // The address the listener has (with the port chosen for port 0).
+    Setting {
+        name: "http",
+        get: |s| crate::config::show_http(s.http_addr),
+        set: None,
+    },
+    Setting {
+        name: "metrics-max-queues",
+        get: |s| s.config.metrics_max_queues.to_string(),
+        set: None,
+    },
     Setting {
         name: "requirepass",
         get: |s| s.settings.requirepass().unwrap_or_default(),

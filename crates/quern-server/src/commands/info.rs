@@ -1,7 +1,8 @@
 //! `INFO [section ...]` → the server's state as Redis-style text:
 //! `# Section` headers and `field:value` lines. Sections: server, clients,
-//! memory, persistence, stats, replication, queues; `all`, `everything`
-//! and `default` give every one.
+//! memory, persistence, stats, replication, commandstats, queues. As in
+//! Redis, `all` and `everything` give every one, and no section or
+//! `default` every one but commandstats.
 
 use std::fmt::Write;
 
@@ -26,42 +27,84 @@ pub static COMMAND: Command = Command {
 };
 
 /// Appends one section's lines.
-type Section = fn(&Server, &mut String);
+type Render = fn(&Server, &mut String);
 
-/// The sections, in the order they are printed.
-const SECTIONS: &[(&str, Section)] = &[
-    ("server", server),
-    ("clients", clients),
-    ("memory", memory),
-    ("persistence", persistence),
-    ("stats", stats),
-    ("replication", replication),
-    ("queues", queues),
+/// One section: its name, whether a bare INFO shows it, what it prints.
+struct Section {
+    name: &'static str,
+    default: bool,
+    render: Render,
+}
+
+/// The sections, in the order they are printed (Redis's order, with the
+/// queues where Redis puts the keyspace, last).
+const SECTIONS: &[Section] = &[
+    Section {
+        name: "server",
+        default: true,
+        render: server,
+    },
+    Section {
+        name: "clients",
+        default: true,
+        render: clients,
+    },
+    Section {
+        name: "memory",
+        default: true,
+        render: memory,
+    },
+    Section {
+        name: "persistence",
+        default: true,
+        render: persistence,
+    },
+    Section {
+        name: "stats",
+        default: true,
+        render: stats,
+    },
+    Section {
+        name: "replication",
+        default: true,
+        render: replication,
+    },
+    // A line per command ever called: long, so only when asked for.
+    Section {
+        name: "commandstats",
+        default: false,
+        render: commandstats,
+    },
+    Section {
+        name: "queues",
+        default: true,
+        render: queues,
+    },
 ];
 
 /// At most this many queues are listed one by one in `# Queues`.
 const MAX_LISTED_QUEUES: usize = 1000;
 
 fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
+    // Commands pipelined before this one count, as in Redis.
+    ctx.server.stats.flush(&mut ctx.session.tally);
     let wanted: Vec<String> = args
         .rest()
         .iter()
         .map(|a| String::from_utf8_lossy(a).to_lowercase())
         .collect();
-    let all = wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| matches!(w.as_str(), "all" | "everything" | "default"));
+    let all = wanted.iter().any(|w| matches!(w.as_str(), "all" | "everything"));
+    let default = wanted.is_empty() || wanted.iter().any(|w| w == "default");
     let mut text = String::new();
-    for (name, render) in SECTIONS {
-        if all || wanted.iter().any(|w| w == name) {
+    for section in SECTIONS {
+        if all || (default && section.default) || wanted.iter().any(|w| w == section.name) {
             if !text.is_empty() {
                 text.push_str("\r\n");
             }
-            let mut title = name.to_string();
+            let mut title = section.name.to_string();
             title[..1].make_ascii_uppercase();
             let _ = write!(text, "# {title}\r\n");
-            render(ctx.server, &mut text);
+            (section.render)(ctx.server, &mut text);
         }
     }
     Ok(Reply::Text(text).into())
@@ -130,6 +173,27 @@ fn persistence(s: &Server, out: &mut String) {
         "store_last_error:{}",
         st.last_error.unwrap_or_default().replace(['\r', '\n'], " ")
     );
+    // BGSAVE, under the names Redis gives its own background saves.
+    let backup = s.backups.state();
+    line!(out, "rdb_bgsave_in_progress:{}", u8::from(backup.running));
+    line!(out, "rdb_last_save_time:{}", backup.last_success);
+    let status = match &backup.last {
+        Some(Err(_)) => "err",
+        _ => "ok",
+    };
+    line!(out, "rdb_last_bgsave_status:{status}");
+    if let Some(Ok(b)) = &backup.last {
+        line!(out, "rdb_last_bgsave_time_sec:{}", b.took.as_secs());
+        line!(out, "backup_last_bytes:{}", b.bytes);
+    }
+    if let Some(Err(why)) = &backup.last {
+        line!(out, "backup_last_error:{}", why.replace(['\r', '\n'], " "));
+    }
+    line!(
+        out,
+        "backup_path:{}",
+        s.backups.dir().join(quern_store::BACKUP_FILE).display()
+    );
 }
 
 fn stats(s: &Server, out: &mut String) {
@@ -140,7 +204,9 @@ fn stats(s: &Server, out: &mut String) {
             .total_received
             .load(std::sync::atomic::Ordering::Relaxed)
     );
-    line!(out, "total_commands_processed:{}", s.stats.commands());
+    line!(out, "total_commands_processed:{}", s.stats.commands_processed());
+    line!(out, "total_net_input_bytes:{}", s.stats.bytes_in());
+    line!(out, "total_net_output_bytes:{}", s.stats.bytes_out());
     line!(
         out,
         "rejected_connections:{}",
@@ -151,6 +217,31 @@ fn stats(s: &Server, out: &mut String) {
 fn replication(_: &Server, out: &mut String) {
     line!(out, "role:master");
     line!(out, "connected_slaves:0");
+}
+
+/// Redis's format: a line per command (`container|sub` for a subcommand)
+/// that was called or refused, with the time spent running it.
+fn commandstats(s: &Server, out: &mut String) {
+    for row in s.stats.commands() {
+        let f = row.figures();
+        if f.calls == 0 && f.rejected == 0 {
+            continue;
+        }
+        let per_call = if f.calls == 0 {
+            0.0
+        } else {
+            f.usec as f64 / f.calls as f64
+        };
+        line!(
+            out,
+            "cmdstat_{}:calls={},usec={},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}",
+            row.command.name,
+            f.calls,
+            f.usec,
+            f.rejected,
+            f.failed
+        );
+    }
 }
 
 fn queues(s: &Server, out: &mut String) {

@@ -6,6 +6,7 @@
 //! leftovers refused), the execution, and its parse tests.
 
 use std::sync::{Arc, LazyLock};
+use std::time::Instant;
 
 use bytes::Bytes;
 use quern_store::{Fsync, Ticket};
@@ -16,21 +17,22 @@ use crate::config::MAX_QUEUE_NAME;
 use crate::error::CmdError;
 use crate::resp::{Protocol, Reply};
 use crate::server::Server;
+use crate::stats::Tally;
 
 mod args;
 mod jobs;
 
 mod auth;
-mod client;
 mod bgsave;
+mod client;
 mod command;
 mod config;
 mod dbsize;
 mod echo;
 mod hello;
 mod info;
-mod ping;
 mod lastsave;
+mod ping;
 mod quit;
 mod reset;
 mod select;
@@ -61,16 +63,16 @@ pub use jobs::jobs_reply;
 /// Every command the server knows.
 pub static TABLE: &[&Command] = &[
     &auth::COMMAND,
-    &client::COMMAND,
     &bgsave::COMMAND,
+    &client::COMMAND,
     &command::COMMAND,
     &config::COMMAND,
     &dbsize::COMMAND,
     &echo::COMMAND,
     &hello::COMMAND,
     &info::COMMAND,
-    &ping::COMMAND,
     &lastsave::COMMAND,
+    &ping::COMMAND,
     &quit::COMMAND,
     &reset::COMMAND,
     &select::COMMAND,
@@ -95,10 +97,25 @@ pub static TABLE: &[&Command] = &[
     &qtouch::COMMAND,
 ];
 
-/// The table by name. Clients choose what is looked up but not what is in
-/// the table, so a fast hash is safe.
-static BY_NAME: LazyLock<foldhash::HashMap<&'static [u8], &'static Command>> =
-    LazyLock::new(|| TABLE.iter().map(|c| (c.name.as_bytes(), *c)).collect());
+/// Every command and subcommand, each container followed by its
+/// subcommands: the rows of the per-command statistics (INFO
+/// commandstats, the command metrics).
+pub static ROWS: LazyLock<Vec<&'static Command>> = LazyLock::new(|| {
+    TABLE
+        .iter()
+        .flat_map(|c| std::iter::once(*c).chain(c.subcommands.iter().copied()))
+        .collect()
+});
+
+/// The table by name, with each command's row in [`ROWS`]. Clients choose
+/// what is looked up but not what is in the table, so a fast hash is safe.
+static BY_NAME: LazyLock<foldhash::HashMap<&'static [u8], (&'static Command, usize)>> = LazyLock::new(|| {
+    ROWS.iter()
+        .enumerate()
+        .filter(|(_, c)| !c.name.contains('|'))
+        .map(|(row, c)| (c.name.as_bytes(), (*c, row)))
+        .collect()
+});
 
 /// A command's entry: what it is called, how many arguments it takes,
 /// where its key is, its documentation, and the function that runs it.
@@ -257,6 +274,8 @@ pub struct Session {
     pub authed: bool,
     /// What other connections see of this one.
     pub handle: Arc<ClientHandle>,
+    /// Its command runs not yet added to the server's figures.
+    pub tally: Tally,
 }
 
 /// What a command runs with.
@@ -306,7 +325,7 @@ pub fn execute(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Outcome {
 }
 
 fn dispatch(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Result<Outcome, CmdError> {
-    let Some(command) = lookup(&argv[0]) else {
+    let Some((command, row)) = find(&argv[0]) else {
         return Err(CmdError::UnknownCommand {
             name: argv[0].clone(),
             args: argv
@@ -317,36 +336,66 @@ fn dispatch(ctx: &mut Ctx<'_>, argv: Vec<Bytes>) -> Result<Outcome, CmdError> {
                 .collect(),
         });
     };
-    ctx.session.handle.touch(command.name);
-    ctx.server.stats.count_command();
+    // One clock read serves CLIENT LIST's idle time and the run's timing.
+    let received = Instant::now();
+    ctx.session.handle.touch(command.name, received);
+    let stats = &ctx.server.stats;
+    let (command, row, first_arg) = match resolve(ctx.session, command, row, &argv) {
+        Ok(found) => found,
+        Err((e, row)) => {
+            stats.command(row).rejected();
+            return Err(e);
+        }
+    };
+    let result = (command.run)(ctx, &mut Args::new(argv, first_arg));
+    ctx.session.tally.ran(row, received.elapsed(), result.is_err());
+    result
+}
+
+/// The entry that runs a request for `command` (found in row `row`): the
+/// command itself or its subcommand, with its row and where its arguments
+/// start; or why it is refused before running, and the row to count that
+/// against.
+fn resolve(
+    session: &Session,
+    command: &'static Command,
+    row: usize,
+    argv: &[Bytes],
+) -> Result<(&'static Command, usize, usize), (CmdError, usize)> {
     // Redis's order: unknown command, then arity, then authentication.
-    check_arity(command, argv.len())?;
-    if !ctx.session.authed && !command.no_auth() {
-        return Err(CmdError::NoAuth);
+    check_arity(command, argv.len()).map_err(|e| (e, row))?;
+    if !session.authed && !command.no_auth() {
+        return Err((CmdError::NoAuth, row));
     }
     // A container alone (bare COMMAND) runs its own entry.
     if command.subcommands.is_empty() || argv.len() == 1 {
-        return (command.run)(ctx, &mut Args::new(argv, 1));
+        return Ok((command, row, 1));
     }
-    let sub = command
-        .subcommands
-        .iter()
-        .find(|s| {
-            s.name
-                .rsplit('|')
-                .next()
-                .is_some_and(|n| argv[1].eq_ignore_ascii_case(n.as_bytes()))
-        })
-        .ok_or_else(|| CmdError::UnknownSubcommand {
+    let Some(index) = command.subcommands.iter().position(|s| {
+        s.name
+            .rsplit('|')
+            .next()
+            .is_some_and(|n| argv[1].eq_ignore_ascii_case(n.as_bytes()))
+    }) else {
+        let unknown = CmdError::UnknownSubcommand {
             sub: argv[1].clone(),
             command: command.name,
-        })?;
-    check_arity(sub, argv.len())?;
-    (sub.run)(ctx, &mut Args::new(argv, 2))
+        };
+        return Err((unknown, row));
+    };
+    // Subcommands follow their container in ROWS.
+    let (sub, sub_row) = (command.subcommands[index], row + 1 + index);
+    check_arity(sub, argv.len()).map_err(|e| (e, sub_row))?;
+    Ok((sub, sub_row, 2))
 }
 
 /// The command named `name`, in any case.
 pub fn lookup(name: &[u8]) -> Option<&'static Command> {
+    find(name).map(|(command, _)| command)
+}
+
+/// The command named `name`, in any case, and its row in [`ROWS`].
+fn find(name: &[u8]) -> Option<(&'static Command, usize)> {
     // Every name is shorter than this; lowercase it without allocating.
     let mut buf = [0u8; 32];
     let lower = buf.get_mut(..name.len())?;
@@ -423,5 +472,19 @@ mod tests {
         }
         assert!(lookup(b"QpUsH").is_some());
         assert!(lookup(b"nope").is_none());
+        // Each subcommand's row follows its container's.
+        for (row, command) in ROWS.iter().enumerate() {
+            if let Some((container, _)) = command.name.split_once('|') {
+                let (found, container_row) = find(container.as_bytes()).unwrap();
+                let index = found
+                    .subcommands
+                    .iter()
+                    .position(|s| s.name == command.name)
+                    .unwrap();
+                assert_eq!(row, container_row + 1 + index, "{}", command.name);
+            } else {
+                assert_eq!(find(command.name.as_bytes()).unwrap().1, row);
+            }
+        }
     }
 }

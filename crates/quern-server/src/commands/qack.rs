@@ -58,8 +58,11 @@ fn parse(args: &mut Args) -> Result<QAck, CmdError> {
 
 fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     let cmd = parse(args)?;
-    let (acked, ticket) = ctx.server.shards.apply(&cmd.queue, |engine, _| {
-        engine.ack(&cmd.queue, &cmd.ids, cmd.attempt)
+    let metrics = &ctx.server.queue_metrics;
+    let (acked, ticket) = ctx.server.shards.apply(&cmd.queue, |engine, now| {
+        engine.ack_timed(&cmd.queue, &cmd.ids, cmd.attempt, |queue, created_at| {
+            metrics.acked(queue, &cmd.queue, created_at, now)
+        })
     });
     after_commit(ctx, Reply::Int(acked? as i64), ticket)
 }

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use super::args::{keyword, number};
 use super::{after_commit, Arg, Args, Command, Ctx, Keys, Outcome};
 use crate::error::CmdError;
+use crate::inspect;
 use crate::resp::Reply;
 
 pub static COMMAND: Command = Command {
@@ -115,25 +116,16 @@ fn list(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
             _ => return Err(CmdError::UnknownOption(opt)),
         }
     }
-    let jobs = ctx
-        .server
-        .shards
-        .read(&queue, |engine, _| engine.dead(&queue, count as usize));
-    let ids: Vec<u64> = jobs.iter().map(|j| j.id).collect();
-    let payloads = ctx.server.store.payloads(&ids)?;
-    let errors = ctx.server.store.last_errors(&ids)?;
-    let items = jobs
-        .iter()
-        .zip(payloads)
-        .zip(errors)
-        .filter_map(|((job, payload), error)| {
-            Some(Reply::Array(vec![
+    let items = inspect::dead_jobs(ctx.server, &queue, count as usize)?
+        .into_iter()
+        .map(|job| {
+            Reply::Array(vec![
                 Reply::Bulk(queue.clone()),
                 Reply::Int(job.id as i64),
-                Reply::Bulk(payload?),
+                Reply::Bulk(job.payload),
                 Reply::Int(i64::from(job.attempt)),
-                Reply::opt_bulk(error),
-            ]))
+                Reply::opt_bulk(job.last_error),
+            ])
         })
         .collect();
     Ok(Reply::Array(items).into())

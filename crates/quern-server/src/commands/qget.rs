@@ -5,6 +5,7 @@ use quern_engine::State;
 
 use super::{Arg, Args, Command, Ctx, Keys, Outcome};
 use crate::error::CmdError;
+use crate::inspect::{self, JobDetail};
 use crate::resp::Reply;
 
 pub static COMMAND: Command = Command {
@@ -23,15 +24,14 @@ pub static COMMAND: Command = Command {
 fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     let queue = args.queue()?;
     let id: u64 = args.number()?;
-    let Some(job) = ctx.server.shards.read(&queue, |engine, _| engine.job(&queue, id)) else {
+    let Some(JobDetail {
+        record: job,
+        payload,
+        last_error,
+    }) = inspect::job(ctx.server, &queue, id)?
+    else {
         return Ok(Reply::Null.into());
     };
-    let store = &ctx.server.store;
-    let Some(payload) = store.payloads(&[id])?.pop().flatten() else {
-        // Deleted between the two reads.
-        return Ok(Reply::Null.into());
-    };
-    let last_error = store.last_error(id)?;
     let int = |n: u64| Reply::Int(n as i64);
     let when = |state: State| {
         if job.state == state {

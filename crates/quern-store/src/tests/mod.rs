@@ -1,6 +1,7 @@
 //! Tests against a real LMDB in a temporary directory.
 
 mod model;
+mod observer;
 mod store;
 
 use std::future::Future;
