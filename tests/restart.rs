@@ -201,6 +201,10 @@ fn shutdown_command_commits_and_exits_0() {
     let _ = redis::cmd("SHUTDOWN").query::<Value>(&mut con);
     let status = server.wait_exit();
     assert!(status.success(), "SHUTDOWN exited with {status}");
+    // The log says why it stopped (read by a thread: poll for it).
+    wait_for("the stop's reason in the log", Duration::from_secs(10), || {
+        server.log().contains("stopping: SHUTDOWN").then_some(())
+    });
     let server = Server::start_in(dir.path(), &[]);
     let mut con = server.client();
     assert_eq!(pull(&mut con, "s", &[]).unwrap().id, id);

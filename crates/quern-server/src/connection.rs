@@ -140,6 +140,10 @@ async fn run(
                 }
                 Outcome::Shutdown => {
                     out.flush(server, socket_out, &mut session.tally).await?;
+                    tracing::info!(
+                        client = session.handle.id,
+                        "stopping: SHUTDOWN; finishing in-flight work"
+                    );
                     server.shutdown.cancel();
                     return Ok(());
                 }
