@@ -8,12 +8,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use common::http;
 use common::*;
 
 /// The flags that turn the HTTP listener on, on a free port.
@@ -29,40 +28,24 @@ struct Response {
     body: String,
 }
 
-/// `GET path` on `port`, over a fresh connection.
+/// `GET path` on `port`, whose answer must come whole (a Content-Length,
+/// no chunks) and as text.
 fn get(port: u16, path: &str) -> Response {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to HTTP");
-    stream.set_read_timeout(Some(IO_TIMEOUT)).expect("read timeout");
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )
-    .expect("send request");
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).expect("read response");
-    let raw = String::from_utf8(raw).expect("a text response");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("headers end");
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status in {head:?}"));
-    let header = |name: &str| {
-        head.lines().skip(1).find_map(|l| {
-            let (key, value) = l.split_once(':')?;
-            key.eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
-        })
-    };
-    assert_eq!(header("transfer-encoding"), None, "a whole body, not chunks");
-    let length: usize = header("content-length")
+    let response = http::request(port, "GET", path, &[], b"");
+    assert_eq!(
+        response.header("transfer-encoding"),
+        None,
+        "a whole body, not chunks"
+    );
+    let length: usize = response
+        .header("content-length")
         .and_then(|l| l.parse().ok())
         .expect("content-length");
-    assert_eq!(body.len(), length, "the whole body arrived");
+    assert_eq!(response.body.len(), length, "the whole body arrived");
     Response {
-        status,
-        content_type: header("content-type"),
-        body: body.to_owned(),
+        status: response.status,
+        content_type: response.header("content-type").map(str::to_owned),
+        body: String::from_utf8(response.body).expect("a text response"),
     }
 }
 
