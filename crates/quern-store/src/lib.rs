@@ -71,6 +71,7 @@ mod backup;
 mod error;
 mod format;
 mod observer;
+mod overlay;
 mod store;
 mod wal;
 mod writer;

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 use crate::error::StoreError;
 use crate::format::{self, db, meta_key, FORMAT_VERSION};
 use crate::observer::StoreObserver;
+use crate::overlay::{Overlay, Slot};
 use crate::wal::Wal;
 use crate::writer::{Applier, Logger};
 
@@ -247,9 +248,11 @@ impl Shared {
         Shared {
             pending: Mutex::new(Pending {
                 batch: Vec::new(),
+                queue_records: foldhash::HashMap::default(),
                 open: 1,
                 closing: false,
-                unsynced: foldhash::HashMap::default(),
+                logger_asleep: false,
+                unsynced: Overlay::default(),
             }),
             wake: Condvar::new(),
             progress: watch::Sender::new(Progress {
@@ -327,38 +330,24 @@ pub(crate) struct Apply {
 /// Changes submitted and not yet taken by the logger.
 #[derive(Debug)]
 pub(crate) struct Pending {
-    /// The open batch, in submission order.
+    /// The open batch, in submission order, but for queue records: a
+    /// queue's newer record replaces the one the batch holds, since both
+    /// the log and LMDB keep only a batch's last record of each queue.
     pub batch: Vec<Change>,
+    /// Where in `batch` each queue's record is.
+    pub queue_records: foldhash::HashMap<QueueId, usize>,
     /// The open batch's number; the logger takes it and opens the next.
     pub open: Ticket,
     /// Shutdown has begun: new submissions are dropped.
     pub closing: bool,
+    /// The logger waits on [`Shared::wake`]. While it writes or flushes it
+    /// looks at the batch again before it sleeps, so it needs no wake-up
+    /// (each one is a system call).
+    pub logger_asleep: bool,
     /// Payloads, errors and deletions submitted but not yet in LMDB, so
-    /// that readers see them at once. The applier removes an entry once
+    /// that readers see them at once. The applier drops an entry once
     /// LMDB holds the batch that last touched it.
-    pub unsynced: foldhash::HashMap<JobId, Unsynced>,
-}
-
-/// A job's payload and error as the uncommitted batches leave them.
-#[derive(Debug)]
-pub(crate) struct Unsynced {
-    /// The last batch that touched the entry.
-    pub batch: Ticket,
-    /// The payload.
-    pub payload: Slot,
-    /// The last error.
-    pub error: Slot,
-}
-
-/// One value of the overlay.
-#[derive(Clone, Debug)]
-pub(crate) enum Slot {
-    /// Not changed by an uncommitted batch: read LMDB.
-    OnDisk,
-    /// Set by an uncommitted batch.
-    Set(Bytes),
-    /// Deleted by an uncommitted batch.
-    Deleted,
+    pub unsynced: Overlay,
 }
 
 /// Which value of a job a read wants.
@@ -507,7 +496,8 @@ impl Store {
     }
 
     /// Hands `changes` (drained, in order) to the logger and returns the
-    /// number of the batch they joined. Never waits for IO: it takes one
+    /// number of the batch they joined; a queue record replaces the one of
+    /// the same queue the batch holds. Never waits for IO: it takes one
     /// mutex and appends. Call it under the lock that ordered the changes
     /// (the engine shard's), so that one shard's changes stay in order.
     ///
@@ -533,41 +523,42 @@ impl Store {
             return Ticket::MAX;
         }
         let ticket = pending.open;
-        for change in changes.iter() {
-            let (id, payload, error) = match change {
+        let wake = pending.batch.is_empty() && pending.logger_asleep;
+        let before = pending.batch.len();
+        for change in changes.drain(..) {
+            let overlay = &mut pending.unsynced;
+            match &change {
                 Change::PutJob {
                     record,
                     payload: Some(payload),
-                } => (record.id, Some(Slot::Set(payload.clone())), None),
-                Change::SetError { id, error } => (*id, None, Some(Slot::Set(error.clone()))),
-                Change::DeleteJob(id) => (*id, Some(Slot::Deleted), Some(Slot::Deleted)),
-                _ => continue,
-            };
-            let entry = pending.unsynced.entry(id).or_insert(Unsynced {
-                batch: ticket,
-                payload: Slot::OnDisk,
-                error: Slot::OnDisk,
-            });
-            entry.batch = ticket;
-            if let Some(payload) = payload {
-                entry.payload = payload;
+                } => overlay.set(record.id, ticket, true, Some(Slot::Set(payload.clone())), None),
+                Change::SetError { id, error } => {
+                    overlay.set(*id, ticket, false, None, Some(Slot::Set(error.clone())))
+                }
+                Change::DeleteJob(id) => {
+                    overlay.set(*id, ticket, false, Some(Slot::Deleted), Some(Slot::Deleted))
+                }
+                Change::PutQueue(record) => {
+                    // Every write to a queue records it again (its counters
+                    // moved); of one batch's records only the last counts.
+                    let id = record.id;
+                    if let Some(&at) = pending.queue_records.get(&id) {
+                        pending.batch[at] = change;
+                        continue;
+                    }
+                    pending.queue_records.insert(id, pending.batch.len());
+                }
+                _ => {}
             }
-            if let Some(error) = error {
-                entry.error = error;
-            }
+            pending.batch.push(change);
         }
-        self.shared.backlog.fetch_add(changes.len(), Ordering::Relaxed);
-        let was_empty = pending.batch.is_empty();
-        if was_empty {
-            // Hand the caller the batch's spare capacity instead of copying.
-            std::mem::swap(&mut pending.batch, changes);
-        } else {
-            pending.batch.append(changes);
-        }
+        self.shared
+            .backlog
+            .fetch_add(pending.batch.len() - before, Ordering::Relaxed);
         drop(guard);
-        if was_empty {
+        if wake {
             // The logger sleeps only while the batch is empty, so only the
-            // first submission of a batch needs to wake it.
+            // first submission of a batch may need to wake it.
             self.shared.wake.notify_one();
         }
         ticket
@@ -649,7 +640,7 @@ impl Store {
         {
             let pending = self.shared.lock();
             for (i, id) in ids.iter().enumerate() {
-                let slot = pending.unsynced.get(id).map(|u| match which {
+                let slot = pending.unsynced.get(*id).map(|u| match which {
                     Which::Payload => &u.payload,
                     Which::Error => &u.error,
                 });

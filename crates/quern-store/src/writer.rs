@@ -43,9 +43,8 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 const CLOSING_ATTEMPTS: u32 = 5;
 const MAX_CLOSING_RETRY: Duration = Duration::from_millis(500);
 
-/// Changes (about 100 bytes each) whose room a buffer keeps after use,
-/// and overlay entries whose room the overlay keeps once empty; a burst
-/// beyond this gives its memory back.
+/// Changes (about 100 bytes each) whose room a buffer keeps after use; a
+/// burst beyond this gives its memory back.
 const KEEP_CAPACITY: usize = 64 * 1024;
 
 /// Retries of a failing write: when the next attempt is due.
@@ -175,7 +174,9 @@ impl Logger {
                         break;
                     }
                     let wake_at = [retry.at, sync_at].into_iter().flatten().min();
+                    pending.logger_asleep = true;
                     pending = wait_until(&self.shared.wake, pending, wake_at);
+                    pending.logger_asleep = false;
                 }
                 if retry.due() && !pending.batch.is_empty() {
                     if carry.is_empty() {
@@ -185,6 +186,7 @@ impl Logger {
                     } else {
                         carry.append(&mut pending.batch);
                     }
+                    pending.queue_records.clear();
                     ticket = pending.open;
                     pending.open += 1;
                 }
@@ -594,13 +596,9 @@ impl Applier {
                     _ => continue,
                 };
                 // A later batch, not yet in LMDB, may have touched it again.
-                if pending.unsynced.get(&id).is_some_and(|u| u.batch <= ticket) {
-                    pending.unsynced.remove(&id);
-                }
+                pending.unsynced.release(id, ticket);
             }
-            if pending.unsynced.is_empty() {
-                pending.unsynced.shrink_to(KEEP_CAPACITY);
-            }
+            pending.unsynced.trim();
         }
         let mut apply = s.apply_state();
         (apply.applied_ticket, apply.applied_seq) = (ticket, seq);

@@ -512,6 +512,70 @@ fn what_only_the_log_holds_survives_a_crash() {
     );
 }
 
+/// Every push records its queue again; a batch keeps one record per
+/// queue, its last, and what the log alone holds is that record too.
+#[test]
+fn a_batch_keeps_each_queues_last_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(dir.path(), Fsync::Always)).unwrap();
+    let counted = |id, pushed| {
+        let mut record = queue_record(id);
+        record.counters.pushed = pushed;
+        Change::PutQueue(record)
+    };
+    submit_and_wait(&store, &mut vec![counted(1, 0), counted(2, 0)]);
+    store.checkpoint().unwrap();
+
+    let hold_apply = store
+        .shared
+        .hold_apply
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let hold = store.shared.hold.lock().unwrap_or_else(PoisonError::into_inner);
+    // The logger may have taken the first submission before the hold.
+    store.submit(&mut vec![counted(1, 1), put_job(1, 1, "one")]);
+    store.submit(&mut vec![counted(1, 2), put_job(2, 1, "two"), counted(2, 1)]);
+    let ticket = store.submit(&mut vec![counted(1, 3), put_job(3, 1, "three")]);
+    let batch = store.shared.lock().batch.clone();
+    let records: Vec<_> = batch
+        .iter()
+        .filter_map(|c| match c {
+            Change::PutQueue(q) => Some((q.id, q.counters.pushed)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(records, vec![(1, 3), (2, 1)], "batch: {batch:?}");
+    let jobs = batch
+        .iter()
+        .filter(|c| matches!(c, Change::PutJob { .. }))
+        .count();
+    assert!(
+        jobs == 3 || (jobs == 2 && batch.len() == 4),
+        "every job is kept: {batch:?}"
+    );
+    drop(hold);
+    block(store.committed(ticket)).unwrap();
+
+    // A crash now leaves the records in the log only.
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+    }
+    drop(hold_apply);
+    let crashed = Store::open(&config(copy.path(), Fsync::Always)).unwrap();
+    assert_eq!(crashed.stats().checkpoints, 1, "the log's record went into LMDB");
+    for store in [crashed, reopen(store, Fsync::Always)] {
+        let mut queues = Vec::new();
+        let mut jobs = Vec::new();
+        store
+            .load(|q| queues.push((q.id, q.counters.pushed)), |j| jobs.push(j.id))
+            .unwrap();
+        assert_eq!(queues, vec![(1, 3), (2, 1)]);
+        assert_eq!(jobs, vec![1, 2, 3]);
+    }
+}
+
 #[test]
 fn fsync_names_parse_both_ways() {
     for f in [Fsync::Always, Fsync::EverySec, Fsync::No] {
