@@ -588,10 +588,12 @@ impl Engine {
             return 0;
         };
         let mut q = self.queues.remove(&qid).expect("named queue exists");
+        // One DeleteQueue covers the jobs: the store deletes every job of
+        // the queue it holds. A change per job would be a million records
+        // for a million jobs, and every writer would wait for them.
         let mut deleted = 0;
         for job in q.ready_drain() {
             self.specs.release(job.spec);
-            self.changes.push(Change::DeleteJob(job.id));
             deleted += 1;
         }
         // Only the timers hold delayed and active jobs, and the timers are
@@ -608,7 +610,6 @@ impl Engine {
                 self.timers.remove(&(job.deadline, id));
             }
             self.specs.release(job.spec);
-            self.changes.push(Change::DeleteJob(id));
             deleted += 1;
         }
         // Pullers blocked on the name stay: a push recreates the queue.

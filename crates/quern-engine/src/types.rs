@@ -148,7 +148,8 @@ pub struct QueueRecord {
 pub enum Change {
     /// A queue was created or its record changed.
     PutQueue(QueueRecord),
-    /// A queue and all its jobs were deleted (their `DeleteJob`s come first).
+    /// A queue and all its jobs were deleted: the store deletes every job
+    /// of the queue it holds (there is no `DeleteJob` for each).
     DeleteQueue(QueueId),
     /// A job was created (`payload` is `Some`) or its record changed.
     PutJob {

@@ -29,6 +29,9 @@
 //!         | 5 DeleteJob | job id u64
 //! ```
 //!
+//! A DeleteQueue deletes the queue's jobs too. (Earlier builds wrote a
+//! DeleteJob for each of them first; replaying such a log still works.)
+//!
 //! Integers are big-endian, as everywhere on disk. A record whose length
 //! runs past the file or whose checksum fails (a write cut short by a
 //! crash) ends the log. The tags and layouts are frozen, as the rest of

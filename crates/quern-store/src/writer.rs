@@ -13,7 +13,7 @@
 //! When a log file is full, the logger asks the applier to catch up before
 //! writing over the other file.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -338,6 +338,8 @@ pub(crate) struct Applier {
     scratch: Vec<u8>,
     /// Reused by `commit`: where each queue's last change in the batch is.
     last_queue_change: HashMap<QueueId, usize>,
+    /// The queues a batch deletes, whose jobs go too.
+    deleted_queues: HashSet<QueueId>,
     /// Reused by `commit`: every job change as (job id, place in batch).
     by_job: Vec<(JobId, usize)>,
 }
@@ -362,6 +364,7 @@ impl Applier {
             appended,
             scratch: Vec::new(),
             last_queue_change: HashMap::new(),
+            deleted_queues: HashSet::new(),
             by_job: Vec::new(),
         }
     }
@@ -483,7 +486,7 @@ impl Applier {
     /// Only each record's net effect in the batch is written: a queue's
     /// last record, a job's last record, and nothing at all for a job both
     /// pushed and deleted within the batch (a fast worker's ack often joins
-    /// its push's commit). Jobs are written in id order, and ids above any
+    /// its push's commit). A deleted queue's jobs are deleted with it. Jobs are written in id order, and ids above any
     /// stored yet are appended (LMDB's `APPEND`: no search, full pages).
     pub(crate) fn commit(&mut self, changes: &[Change], seq: u64) -> Result<(), heed::Error> {
         #[cfg(test)]
@@ -524,6 +527,7 @@ impl Applier {
                 dbs.queues.put(&mut txn, &key, &self.scratch)?;
             } else {
                 dbs.queues.delete(&mut txn, &key)?;
+                self.deleted_queues.insert(*id);
             }
         }
 
@@ -555,6 +559,13 @@ impl Applier {
             if let Some(error) = net.error {
                 dbs.errors.put(&mut txn, &key, error)?;
             }
+        }
+
+        // A deleted queue takes its jobs along, those stored before this
+        // batch and those the loop above just wrote.
+        if !self.deleted_queues.is_empty() {
+            purge_jobs(dbs, &mut txn, &self.deleted_queues)?;
+            self.deleted_queues.clear();
         }
 
         // Ids of deleted jobs and queues must not come back after a
@@ -640,6 +651,29 @@ impl Shared {
     pub(crate) fn apply_state(&self) -> MutexGuard<'_, Apply> {
         self.apply.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// Deletes every stored job of `queues`, with its payload and last error.
+/// Jobs are keyed by id, so this reads the whole jobs table: a queue is
+/// deleted rarely, and one record in the log for it (rather than one per
+/// job) keeps a deletion of a million jobs from holding up every writer.
+/// A record that does not decode is left for the load to report.
+fn purge_jobs(dbs: Dbs, txn: &mut RwTxn, queues: &HashSet<QueueId>) -> Result<(), heed::Error> {
+    let mut doomed = Vec::new();
+    for entry in dbs.jobs.iter(txn)? {
+        let (key, value) = entry?;
+        if let Ok(job) = format::decode_job(key, value) {
+            if queues.contains(&job.queue) {
+                doomed.push(format::job_key(job.id));
+            }
+        }
+    }
+    for key in doomed {
+        dbs.jobs.delete(txn, &key)?;
+        dbs.payloads.delete(txn, &key)?;
+        dbs.errors.delete(txn, &key)?;
+    }
+    Ok(())
 }
 
 /// Puts `value` under `key`, appending when `append` says the key is above

@@ -576,6 +576,55 @@ fn a_batch_keeps_each_queues_last_record() {
     }
 }
 
+/// One DeleteQueue in the log deletes every job of the queue, whether
+/// LMDB took it before a crash or the next start replays it.
+#[test]
+fn a_deleted_queue_takes_its_jobs_along() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(dir.path(), Fsync::Always)).unwrap();
+    submit_and_wait(
+        &store,
+        &mut vec![
+            Change::PutQueue(queue_record(1)),
+            Change::PutQueue(queue_record(2)),
+            put_job(1, 1, "one"),
+            put_job(2, 2, "two"),
+            put_job(3, 1, "three"),
+            Change::SetError {
+                id: 3,
+                error: Bytes::from_static(b"failed"),
+            },
+        ],
+    );
+    store.checkpoint().unwrap();
+    let hold = store
+        .shared
+        .hold_apply
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    // A job of queue 1 pushed in the same batch as the deletion goes too.
+    submit_and_wait(&store, &mut vec![put_job(4, 1, "four"), Change::DeleteQueue(1)]);
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+    }
+    drop(hold);
+    let crashed = Store::open(&config(copy.path(), Fsync::Always)).unwrap();
+    for store in [crashed, reopen(store, Fsync::Always)] {
+        let mut queues = Vec::new();
+        let mut jobs = Vec::new();
+        store.load(|q| queues.push(q.id), |j| jobs.push(j.id)).unwrap();
+        assert_eq!(queues, vec![2]);
+        assert_eq!(jobs, vec![2]);
+        assert_eq!(
+            store.payloads(&[1, 2, 3, 4]).unwrap(),
+            vec![None, Some(Bytes::from_static(b"two")), None, None]
+        );
+        assert_eq!(store.last_error(3).unwrap(), None);
+    }
+}
+
 #[test]
 fn fsync_names_parse_both_ways() {
     for f in [Fsync::Always, Fsync::EverySec, Fsync::No] {
