@@ -43,6 +43,26 @@ fn put_job(id: JobId, queue: u32, payload: &str) -> Change {
     }
 }
 
+/// Keeps the applier from writing LMDB while the guard lives.
+fn hold_lmdb(store: &Store) -> std::sync::MutexGuard<'_, ()> {
+    store
+        .shared
+        .hold_apply
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A copy of the data directory's files as they are now: what a power cut
+/// would leave once the last commit is durable.
+fn crash_copy(dir: &std::path::Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+    }
+    copy
+}
+
 /// Drives a real engine through pushes, pulls, acks, fails and the
 /// dead-letter queue, submitting after each step, then restarts.
 #[test]
@@ -485,17 +505,9 @@ fn what_only_the_log_holds_survives_a_crash() {
     store.checkpoint().unwrap();
     // Keep LMDB from seeing the next batch, and copy the files as a power
     // cut would leave them once the batch is durable.
-    let hold = store
-        .shared
-        .hold_apply
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let hold = hold_lmdb(&store);
     submit_and_wait(&store, &mut vec![put_job(2, 1, "two"), Change::DeleteJob(1)]);
-    let copy = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
-    }
+    let copy = crash_copy(dir.path());
     drop(hold);
     let crashed = Store::open(&config(copy.path(), Fsync::Always)).unwrap();
     assert_eq!(
@@ -526,11 +538,7 @@ fn a_batch_keeps_each_queues_last_record() {
     submit_and_wait(&store, &mut vec![counted(1, 0), counted(2, 0)]);
     store.checkpoint().unwrap();
 
-    let hold_apply = store
-        .shared
-        .hold_apply
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let hold_apply = hold_lmdb(&store);
     let hold = store.shared.hold.lock().unwrap_or_else(PoisonError::into_inner);
     // The logger may have taken the first submission before the hold.
     store.submit(&mut vec![counted(1, 1), put_job(1, 1, "one")]);
@@ -557,11 +565,7 @@ fn a_batch_keeps_each_queues_last_record() {
     block(store.committed(ticket)).unwrap();
 
     // A crash now leaves the records in the log only.
-    let copy = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
-    }
+    let copy = crash_copy(dir.path());
     drop(hold_apply);
     let crashed = Store::open(&config(copy.path(), Fsync::Always)).unwrap();
     assert_eq!(crashed.stats().checkpoints, 1, "the log's record went into LMDB");
@@ -597,18 +601,10 @@ fn a_deleted_queue_takes_its_jobs_along() {
         ],
     );
     store.checkpoint().unwrap();
-    let hold = store
-        .shared
-        .hold_apply
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner);
+    let hold = hold_lmdb(&store);
     // A job of queue 1 pushed in the same batch as the deletion goes too.
     submit_and_wait(&store, &mut vec![put_job(4, 1, "four"), Change::DeleteQueue(1)]);
-    let copy = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
-    }
+    let copy = crash_copy(dir.path());
     drop(hold);
     let crashed = Store::open(&config(copy.path(), Fsync::Always)).unwrap();
     for store in [crashed, reopen(store, Fsync::Always)] {
