@@ -206,6 +206,51 @@ struct Waiter {
     lease_ms: Option<u32>,
 }
 
+/// The jobs of a queue being deleted: their ids while they are few, and
+/// their id range.
+struct DeletedJobs {
+    /// The ids, kept only up to one past `bulk_above`.
+    few: Vec<JobId>,
+    bulk_above: usize,
+    count: u64,
+    first: JobId,
+    last: JobId,
+}
+
+impl DeletedJobs {
+    fn new(bulk_above: usize) -> DeletedJobs {
+        DeletedJobs {
+            few: Vec::new(),
+            bulk_above,
+            count: 0,
+            first: JobId::MAX,
+            last: 0,
+        }
+    }
+
+    fn add(&mut self, id: JobId) {
+        self.count += 1;
+        self.first = self.first.min(id);
+        self.last = self.last.max(id);
+        if self.few.len() <= self.bulk_above {
+            self.few.push(id);
+        }
+    }
+
+    /// A change per job while few, else one bulk delete of their range.
+    fn record(self, queue: QueueId, changes: &mut Vec<Change>) {
+        if self.few.len() > self.bulk_above {
+            changes.push(Change::PurgeJobs {
+                queue,
+                first: self.first,
+                last: self.last,
+            });
+        } else {
+            changes.extend(self.few.into_iter().map(Change::DeleteJob));
+        }
+    }
+}
+
 /// One shard's queues. See the crate documentation for the model.
 #[derive(Debug)]
 pub struct Engine {
@@ -228,7 +273,16 @@ pub struct Engine {
     /// Queues whose record changed since the last `take_changes`, once each.
     dirty: Vec<QueueId>,
     deliveries: Vec<Delivery>,
+    /// A deleted queue with more jobs than this has them deleted in bulk.
+    bulk_delete_above: usize,
 }
+
+/// A deleted queue's jobs are recorded one change each up to this many,
+/// and as one [`Change::PurgeJobs`] beyond: a change per job would be a
+/// million records for a million jobs, and every writer would wait for
+/// them; a bulk delete costs the store a scan of the jobs' id range, too
+/// much to pay for every small queue.
+pub const BULK_DELETE_ABOVE: usize = 1024;
 
 impl Engine {
     /// An empty engine drawing ids from `ids`.
@@ -245,7 +299,14 @@ impl Engine {
             changes: Vec::new(),
             dirty: Vec::new(),
             deliveries: Vec::new(),
+            bulk_delete_above: BULK_DELETE_ABOVE,
         }
+    }
+
+    /// Changes [`BULK_DELETE_ABOVE`], so that tests with small queues can
+    /// take the bulk path too.
+    pub fn set_bulk_delete_above(&mut self, jobs: usize) {
+        self.bulk_delete_above = jobs;
     }
 
     // ----- producers -------------------------------------------------------
@@ -588,13 +649,10 @@ impl Engine {
             return 0;
         };
         let mut q = self.queues.remove(&qid).expect("named queue exists");
-        // One DeleteQueue covers the jobs: the store deletes every job of
-        // the queue it holds. A change per job would be a million records
-        // for a million jobs, and every writer would wait for them.
-        let mut deleted = 0;
+        let mut deleted = DeletedJobs::new(self.bulk_delete_above);
         for job in q.ready_drain() {
             self.specs.release(job.spec);
-            deleted += 1;
+            deleted.add(job.id);
         }
         // Only the timers hold delayed and active jobs, and the timers are
         // far fewer than the backlog.
@@ -610,11 +668,13 @@ impl Engine {
                 self.timers.remove(&(job.deadline, id));
             }
             self.specs.release(job.spec);
-            deleted += 1;
+            deleted.add(id);
         }
+        let count = deleted.count;
+        deleted.record(qid, &mut self.changes);
         // Pullers blocked on the name stay: a push recreates the queue.
         self.changes.push(Change::DeleteQueue(qid));
-        deleted
+        count
     }
 
     // ----- dead-letter queue -----------------------------------------------

@@ -49,6 +49,7 @@ mod types;
 pub use backoff::{retry_delay, MAX_BACKOFF_MS};
 pub use engine::{
     Delivery, Engine, EngineError, FailMode, FailOptions, Ids, Pulled, PushOptions, QueueStats, WaiterToken,
+    BULK_DELETE_ABOVE,
 };
 pub use types::{
     Change, Counters, JobId, JobRecord, JobSpec, Millis, QueueId, QueueRecord, State, MAX_JOB_ID,

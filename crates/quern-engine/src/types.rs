@@ -148,9 +148,19 @@ pub struct QueueRecord {
 pub enum Change {
     /// A queue was created or its record changed.
     PutQueue(QueueRecord),
-    /// A queue and all its jobs were deleted: the store deletes every job
-    /// of the queue it holds (there is no `DeleteJob` for each).
+    /// A queue and all its jobs were deleted (a `DeleteJob` for each, or
+    /// one `PurgeJobs`, comes first).
     DeleteQueue(QueueId),
+    /// The jobs of deleted queue `queue`, deleted in bulk: every job of
+    /// the queue with an id in `first..=last` (all of them).
+    PurgeJobs {
+        /// The deleted queue.
+        queue: QueueId,
+        /// The lowest id among its jobs.
+        first: JobId,
+        /// The highest.
+        last: JobId,
+    },
     /// A job was created (`payload` is `Some`) or its record changed.
     PutJob {
         /// The job's new record.

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use proptest::prelude::*;
 use quern_engine::{
-    retry_delay, Counters, Engine, EngineError, FailMode, FailOptions, Ids, JobSpec, Pulled, PushOptions,
-    State,
+    retry_delay, Change, Counters, Engine, EngineError, FailMode, FailOptions, Ids, JobSpec, Pulled,
+    PushOptions, State, BULK_DELETE_ABOVE,
 };
 
 const QUEUES: [&str; 3] = ["a", "b", "c"];
@@ -575,4 +575,51 @@ fn deliveries_are_counted_and_acks_report_push_times() {
     // A job already gone is not acked again, and not reported.
     let again = engine.ack_timed(b"q", &[early], None, |_, _| panic!("nothing was acked"));
     assert_eq!(again, Ok(0));
+}
+
+/// A deleted queue's jobs are recorded one change each while few, and as
+/// one bulk delete of their id range beyond that.
+#[test]
+fn a_big_queue_is_deleted_in_bulk() {
+    for bulk_above in [BULK_DELETE_ABOVE, 2] {
+        let mut engine = Engine::new(Arc::new(Ids::default()));
+        engine.set_bulk_delete_above(bulk_above);
+        let opts = PushOptions::default();
+        let a1 = engine.push(b"a", Bytes::new(), &opts, 0).unwrap();
+        let b1 = engine.push(b"b", Bytes::new(), &opts, 0).unwrap();
+        let a2 = engine.push(b"a", Bytes::new(), &opts, 0).unwrap();
+        // One of a's jobs is leased: QDEL takes active jobs too.
+        engine.pull(b"a", 1, None, 0);
+        let a3 = engine.push(b"a", Bytes::new(), &opts, 0).unwrap();
+        engine.take_changes(&mut Vec::new());
+
+        assert_eq!(engine.delete_queue(b"a"), 3);
+        let mut changes = Vec::new();
+        engine.take_changes(&mut changes);
+        let qid = match changes.last() {
+            Some(&Change::DeleteQueue(qid)) => qid,
+            other => panic!("ends with {other:?}"),
+        };
+        let jobs = &changes[..changes.len() - 1];
+        if bulk_above == BULK_DELETE_ABOVE {
+            let mut deleted: Vec<_> = jobs
+                .iter()
+                .map(|c| match c {
+                    Change::DeleteJob(id) => *id,
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            deleted.sort_unstable();
+            assert_eq!(deleted, [a1, a2, a3]);
+        } else {
+            let bulk = Change::PurgeJobs {
+                queue: qid,
+                first: a1,
+                last: a3,
+            };
+            assert_eq!(jobs, [bulk].as_slice());
+        }
+        assert!(b1 > a1 && b1 < a3, "b's job lies inside a's range");
+        assert_eq!(engine.stats(b"b", 0).map(|s| s.waiting), Some(1));
+    }
 }

@@ -4,10 +4,10 @@
 //!
 //! Each read takes the job list from the engine under its shard's lock,
 //! then reads payloads and errors from the store after the lock is
-//! released. A job deleted in between (QACK, a purge) has no payload by
-//! then: it is left out, never shown half. (A QDEL in between removes the
-//! payloads a little later, when the store deletes the queue's jobs; a job
-//! shown meanwhile is shown whole, as it was when listed.)
+//! released. A job deleted in between (QACK, QDEL, a purge) has no payload
+//! by then: it is left out, never shown half. (A QDEL of a big queue
+//! deletes its payloads in bulk, a little later; a job shown meanwhile is
+//! shown whole, as it was when listed.)
 
 use bytes::Bytes;
 use quern_engine::{JobId, JobRecord, Millis};

@@ -27,10 +27,11 @@
 //!         | 3 PutJob    | job id u64 | job value (as in `jobs`) | 0, or 1 | len u32 | payload
 //!         | 4 SetError  | job id u64 | len u32 | error
 //!         | 5 DeleteJob | job id u64
+//!         | 6 PurgeJobs | queue id u32 | first job id u64 | last job id u64
 //! ```
 //!
-//! A DeleteQueue deletes the queue's jobs too. (Earlier builds wrote a
-//! DeleteJob for each of them first; replaying such a log still works.)
+//! PurgeJobs deletes every job of the queue with an id from first to last;
+//! a build older than it refuses a log that holds one, as corrupt.
 //!
 //! Integers are big-endian, as everywhere on disk. A record whose length
 //! runs past the file or whose checksum fails (a write cut short by a
@@ -68,6 +69,7 @@ mod tag {
     pub const PUT_JOB: u8 = 3;
     pub const SET_ERROR: u8 = 4;
     pub const DELETE_JOB: u8 = 5;
+    pub const PURGE_JOBS: u8 = 6;
 }
 
 /// The log, open for appending. Only the logging thread writes it.
@@ -321,6 +323,12 @@ fn encode_change(change: &Change, out: &mut Vec<u8>) {
             out.push(tag::DELETE_JOB);
             out.extend_from_slice(&id.to_be_bytes());
         }
+        Change::PurgeJobs { queue, first, last } => {
+            out.push(tag::PURGE_JOBS);
+            out.extend_from_slice(&queue.to_be_bytes());
+            out.extend_from_slice(&first.to_be_bytes());
+            out.extend_from_slice(&last.to_be_bytes());
+        }
     }
 }
 
@@ -362,6 +370,12 @@ fn decode_body(mut body: &[u8]) -> Result<Vec<Change>, String> {
             }
             tag::DELETE_JOB => {
                 Change::DeleteJob(format::decode_job_key(take(&mut body, 8)?).map_err(|e| e.to_string())?)
+            }
+            tag::PURGE_JOBS => {
+                let queue = QueueId::from_be_bytes(take(&mut body, 4)?.try_into().expect("4"));
+                let first = format::decode_job_key(take(&mut body, 8)?).map_err(|e| e.to_string())?;
+                let last = format::decode_job_key(take(&mut body, 8)?).map_err(|e| e.to_string())?;
+                Change::PurgeJobs { queue, first, last }
             }
             other => return Err(format!("unknown change tag {other}")),
         };
@@ -425,6 +439,11 @@ mod tests {
                 error: Bytes::from_static(b"oops"),
             },
             Change::DeleteJob(7),
+            Change::PurgeJobs {
+                queue: 2,
+                first: 7,
+                last: 258,
+            },
             Change::DeleteQueue(2),
         ]
     }
@@ -441,6 +460,7 @@ mod tests {
                 &[4, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 4][..],
                 b"oops",
                 &[5, 0, 0, 0, 0, 0, 0, 0, 7],
+                &[6, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0, 0, 1, 2],
                 &[2, 0, 0, 0, 2],
             ]
             .concat()

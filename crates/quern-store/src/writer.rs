@@ -13,7 +13,8 @@
 //! When a log file is full, the logger asks the applier to catch up before
 //! writing over the other file.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::ops::{Bound, RangeInclusive};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
@@ -338,8 +339,8 @@ pub(crate) struct Applier {
     scratch: Vec<u8>,
     /// Reused by `commit`: where each queue's last change in the batch is.
     last_queue_change: HashMap<QueueId, usize>,
-    /// The queues a batch deletes, whose jobs go too.
-    deleted_queues: HashSet<QueueId>,
+    /// Reused by `commit`: the batch's bulk deletes of a queue's jobs.
+    purges: Vec<(QueueId, JobId, JobId)>,
     /// Reused by `commit`: every job change as (job id, place in batch).
     by_job: Vec<(JobId, usize)>,
 }
@@ -364,7 +365,7 @@ impl Applier {
             appended,
             scratch: Vec::new(),
             last_queue_change: HashMap::new(),
-            deleted_queues: HashSet::new(),
+            purges: Vec::new(),
             by_job: Vec::new(),
         }
     }
@@ -486,7 +487,7 @@ impl Applier {
     /// Only each record's net effect in the batch is written: a queue's
     /// last record, a job's last record, and nothing at all for a job both
     /// pushed and deleted within the batch (a fast worker's ack often joins
-    /// its push's commit). A deleted queue's jobs are deleted with it. Jobs are written in id order, and ids above any
+    /// its push's commit). Jobs are written in id order, and ids above any
     /// stored yet are appended (LMDB's `APPEND`: no search, full pages).
     pub(crate) fn commit(&mut self, changes: &[Change], seq: u64) -> Result<(), heed::Error> {
         #[cfg(test)]
@@ -504,6 +505,7 @@ impl Applier {
         // queue supersedes it.
         self.last_queue_change.clear();
         self.by_job.clear();
+        self.purges.clear();
         for (at, change) in changes.iter().enumerate() {
             match change {
                 Change::PutQueue(QueueRecord { id, .. }) | Change::DeleteQueue(id) => {
@@ -511,6 +513,7 @@ impl Applier {
                 }
                 Change::PutJob { record, .. } => self.by_job.push((record.id, at)),
                 Change::SetError { id, .. } | Change::DeleteJob(id) => self.by_job.push((*id, at)),
+                Change::PurgeJobs { queue, first, last } => self.purges.push((*queue, *first, *last)),
             }
         }
         for (at, change) in changes.iter().enumerate() {
@@ -527,7 +530,6 @@ impl Applier {
                 dbs.queues.put(&mut txn, &key, &self.scratch)?;
             } else {
                 dbs.queues.delete(&mut txn, &key)?;
-                self.deleted_queues.insert(*id);
             }
         }
 
@@ -561,11 +563,10 @@ impl Applier {
             }
         }
 
-        // A deleted queue takes its jobs along, those stored before this
-        // batch and those the loop above just wrote.
-        if !self.deleted_queues.is_empty() {
-            purge_jobs(dbs, &mut txn, &self.deleted_queues)?;
-            self.deleted_queues.clear();
+        // Bulk deletes go last: they take the jobs stored before this batch
+        // and those the loop above just wrote.
+        for &(queue, first, last) in &self.purges {
+            purge_jobs(dbs, &mut txn, queue, first..=last)?;
         }
 
         // Ids of deleted jobs and queues must not come back after a
@@ -653,19 +654,23 @@ impl Shared {
     }
 }
 
-/// Deletes every stored job of `queues`, with its payload and last error.
-/// Jobs are keyed by id, so this reads the whole jobs table: a queue is
-/// deleted rarely, and one record in the log for it (rather than one per
-/// job) keeps a deletion of a million jobs from holding up every writer.
-/// A record that does not decode is left for the load to report.
-fn purge_jobs(dbs: Dbs, txn: &mut RwTxn, queues: &HashSet<QueueId>) -> Result<(), heed::Error> {
+/// Deletes every stored job of `queue` with an id in `ids`, with its
+/// payload and last error: a bulk delete of a deleted queue's jobs. Jobs
+/// are keyed by id, so this reads every job in the range, other queues'
+/// too; a record that does not decode is left for the load to report.
+fn purge_jobs(
+    dbs: Dbs,
+    txn: &mut RwTxn,
+    queue: QueueId,
+    ids: RangeInclusive<JobId>,
+) -> Result<(), heed::Error> {
+    let (first, last) = (format::job_key(*ids.start()), format::job_key(*ids.end()));
+    let range = (Bound::Included(&first[..]), Bound::Included(&last[..]));
     let mut doomed = Vec::new();
-    for entry in dbs.jobs.iter(txn)? {
+    for entry in dbs.jobs.range(txn, &range)? {
         let (key, value) = entry?;
-        if let Ok(job) = format::decode_job(key, value) {
-            if queues.contains(&job.queue) {
-                doomed.push(format::job_key(job.id));
-            }
+        if format::decode_job(key, value).is_ok_and(|job| job.queue == queue) {
+            doomed.push(key.to_vec());
         }
     }
     for key in doomed {
@@ -716,7 +721,7 @@ impl<'a> NetJob<'a> {
                 }
                 Change::SetError { error, .. } => net.error = Some(error),
                 Change::DeleteJob(_) => net.deleted = true,
-                Change::PutQueue(_) | Change::DeleteQueue(_) => {}
+                Change::PutQueue(_) | Change::DeleteQueue(_) | Change::PurgeJobs { .. } => {}
             }
         }
         net

@@ -28,9 +28,9 @@ pub fn pull_first(
 }
 
 /// `[[queue, id, payload, attempt], ...]`, or a null array for no jobs.
-/// A job whose payload is gone by this read is left out; one whose queue
-/// was deleted (QDEL) after its lease may still be delivered, since the
-/// store deletes a queue's payloads a little after the queue.
+/// A job whose payload is gone by this read is left out (QDEL after the
+/// lease); one of a big queue may still be delivered, since the store
+/// deletes a big queue's payloads in bulk, a little after the queue.
 pub fn jobs_reply(server: &Server, queue: &Bytes, jobs: &[Pulled]) -> Result<Reply, CmdError> {
     if jobs.is_empty() {
         return Ok(Reply::NullArray);

@@ -138,9 +138,14 @@ struct Run {
     payloads: HashMap<JobId, Bytes>,
 }
 
-fn run(ops: &[Op]) -> Run {
+/// Runs `ops` on a fresh engine; `bulk` deletes every deleted queue's
+/// jobs in bulk, however few.
+fn run(ops: &[Op], bulk: bool) -> Run {
     let ids = Arc::new(Ids::default());
     let mut engine = Engine::new(Arc::clone(&ids));
+    if bulk {
+        engine.set_bulk_delete_above(0);
+    }
     let mut now: Millis = 1_700_000_000_000;
     let mut pushed: Vec<JobId> = Vec::new();
     let mut payloads = HashMap::new();
@@ -287,8 +292,12 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
-    fn any_prefix_of_commits_restores_the_engine(ops in prop::collection::vec(op(), 1..60), cut in any::<Index>()) {
-        let r = run(&ops);
+    fn any_prefix_of_commits_restores_the_engine(
+        ops in prop::collection::vec(op(), 1..60),
+        cut in any::<Index>(),
+        bulk in any::<bool>(),
+    ) {
+        let r = run(&ops, bulk);
         let k = cut.index(r.submissions.len() + 1);
 
         let dir = tempfile::tempdir().unwrap();

@@ -580,10 +580,11 @@ fn a_batch_keeps_each_queues_last_record() {
     }
 }
 
-/// One DeleteQueue in the log deletes every job of the queue, whether
-/// LMDB took it before a crash or the next start replays it.
+/// One PurgeJobs in the log deletes every job of the queue in its range,
+/// and no other queue's, whether LMDB took it before a crash or the next
+/// start replays it.
 #[test]
-fn a_deleted_queue_takes_its_jobs_along() {
+fn a_bulk_delete_takes_the_queues_jobs_in_its_range() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&config(dir.path(), Fsync::Always)).unwrap();
     submit_and_wait(
@@ -602,8 +603,20 @@ fn a_deleted_queue_takes_its_jobs_along() {
     );
     store.checkpoint().unwrap();
     let hold = hold_lmdb(&store);
-    // A job of queue 1 pushed in the same batch as the deletion goes too.
-    submit_and_wait(&store, &mut vec![put_job(4, 1, "four"), Change::DeleteQueue(1)]);
+    // A job of queue 1 pushed in the same batch as the deletion goes too;
+    // job 2, in the range but of queue 2, stays.
+    submit_and_wait(
+        &store,
+        &mut vec![
+            put_job(4, 1, "four"),
+            Change::PurgeJobs {
+                queue: 1,
+                first: 1,
+                last: 4,
+            },
+            Change::DeleteQueue(1),
+        ],
+    );
     let copy = crash_copy(dir.path());
     drop(hold);
     let crashed = Store::open(&config(copy.path(), Fsync::Always)).unwrap();
