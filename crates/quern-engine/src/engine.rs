@@ -211,8 +211,11 @@ struct Waiter {
 struct DeletedJobs {
     /// The ids, kept only up to one past `bulk_above`.
     few: Vec<JobId>,
+    /// More jobs than this are deleted in bulk.
     bulk_above: usize,
+    /// How many jobs.
     count: u64,
+    /// The lowest and the highest id.
     first: JobId,
     last: JobId,
 }

@@ -669,11 +669,13 @@ fn purge_jobs(
     let mut doomed = Vec::new();
     for entry in dbs.jobs.range(txn, &range)? {
         let (key, value) = entry?;
-        if format::decode_job(key, value).is_ok_and(|job| job.queue == queue) {
-            doomed.push(key.to_vec());
+        match format::decode_job(key, value) {
+            Ok(job) if job.queue == queue => doomed.push(job.id),
+            _ => {}
         }
     }
-    for key in doomed {
+    for id in doomed {
+        let key = format::job_key(id);
         dbs.jobs.delete(txn, &key)?;
         dbs.payloads.delete(txn, &key)?;
         dbs.errors.delete(txn, &key)?;
