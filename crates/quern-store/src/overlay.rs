@@ -88,25 +88,20 @@ impl Overlay {
             payload: Slot::OnDisk,
             error: Slot::OnDisk,
         };
-        if let Some(at) = self.index(id) {
-            if self.window[at].is_some() {
+        match self.index(id) {
+            // Its own entry, or the empty slot its creation fills.
+            Some(at) if created || self.window[at].is_some() => {
                 return self.window[at].get_or_insert(fresh);
             }
-            if created {
-                return self.window[at].insert(fresh);
+            None if created && self.can_append(id) => {
+                if self.window.is_empty() {
+                    self.base = id;
+                }
+                let end = self.base + self.window.len() as u64;
+                self.window.extend((end..=id).map(|_| None));
+                return self.window.back_mut().expect("just extended").insert(fresh);
             }
-        } else if created && self.can_append(id) {
-            if self.window.is_empty() {
-                self.base = id;
-            }
-            let end = self.base + self.window.len() as u64;
-            self.window.extend((end..id).map(|_| None));
-            self.window.push_back(Some(fresh));
-            return self
-                .window
-                .back_mut()
-                .and_then(Option::as_mut)
-                .expect("just pushed");
+            _ => {}
         }
         self.map.entry(id).or_insert(fresh)
     }
