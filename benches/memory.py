@@ -138,7 +138,7 @@ class Cap:
 
 
 class Server:
-    def __init__(self, binary, data, fsync, cap=None):
+    def __init__(self, binary, data, fsync, cap=None, env=None):
         self.port = free_port()
         self.started = time.monotonic()
         self.proc = subprocess.Popen(
@@ -146,6 +146,7 @@ class Server:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            env={**os.environ, **(env or {})},
         )
         if cap:
             cap.add(self.proc.pid)
