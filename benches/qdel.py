@@ -5,11 +5,15 @@ Starts a fresh `quern`, fills one queue with `quern-bench` (push, pipeline
 16, 50 connections, for --fill seconds), waits until the store has
 committed it, then sends `QDEL` while another connection pushes to another
 queue every 5 ms. Prints how long the QDEL took and the slowest of those
-pushes.
+pushes. With --load, 100 more connections push to a third queue at full
+speed (pipeline 16) from the moment the QDEL answers, and their slowest
+push is printed too: the log then fills while LMDB deletes.
 
     benches/qdel.py --quern target/release/quern --fill 5
+    benches/qdel.py --quern target/release/quern --fill 5 --load
 """
 import argparse
+import json
 import os
 import subprocess
 import tempfile
@@ -27,6 +31,7 @@ def main():
     ap.add_argument("--quern", default=os.path.join(ROOT, "target", "release", "quern"))
     ap.add_argument("--fill", type=float, default=5, help="seconds of pushing before the QDEL")
     ap.add_argument("--after", type=float, default=3, help="seconds of probing after the QDEL answers")
+    ap.add_argument("--load", action="store_true", help="push at full speed elsewhere after the QDEL")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as data:
         server = Server(args.quern, data, "always")
@@ -57,13 +62,27 @@ def main():
             started = time.perf_counter()
             deleted = int(server.conn.call("QDEL", "bench:0"))
             took = time.perf_counter() - started
-            time.sleep(args.after)
+            loaded = None
+            if args.load:
+                loaded = json.loads(subprocess.run(
+                    [BENCH, "--port", str(server.port), "--workload", "push", "--pipeline", "16",
+                     "--clients", "100", "--prefix", "load", "--duration", str(args.after),
+                     "--warmup", "0", "--json"],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                ).stdout)
+            else:
+                time.sleep(args.after)
             stop.set()
             prober.join()
         finally:
             server.stop()
     print(f"QDEL of {deleted} jobs (QLEN said {jobs}) took {took * 1000:.0f} ms; "
           f"the slowest push to another queue meanwhile took {slowest[0] * 1000:.0f} ms")
+    if loaded:
+        print(f"100 connections pushing at full speed after it: {loaded['ops_per_s']:.0f} pushes/s, "
+              f"p99 {loaded['p99_ms']:.1f} ms, slowest {loaded['max_ms']:.0f} ms")
 
 
 if __name__ == "__main__":

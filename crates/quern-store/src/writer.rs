@@ -658,6 +658,11 @@ impl Shared {
 /// payload and last error: a bulk delete of a deleted queue's jobs. Jobs
 /// are keyed by id, so this reads every job in the range, other queues'
 /// too; a record that does not decode is left for the load to report.
+///
+/// The queue's jobs are deleted run by run (a run: jobs stored next to each
+/// other, all the queue's), each run with one cursor walking each table,
+/// not with a search of each table for each job: a queue of a million
+/// jobs is mostly a few long runs.
 fn purge_jobs(
     dbs: Dbs,
     txn: &mut RwTxn,
@@ -666,19 +671,29 @@ fn purge_jobs(
 ) -> Result<(), heed::Error> {
     let (first, last) = (format::job_key(*ids.start()), format::job_key(*ids.end()));
     let range = (Bound::Included(&first[..]), Bound::Included(&last[..]));
-    let mut doomed = Vec::new();
+    let mut runs: Vec<RangeInclusive<JobId>> = Vec::new();
+    let mut in_run = false;
     for entry in dbs.jobs.range(txn, &range)? {
         let (key, value) = entry?;
         match format::decode_job(key, value) {
-            Ok(job) if job.queue == queue => doomed.push(job.id),
-            _ => {}
+            Ok(job) if job.queue == queue => match runs.last_mut() {
+                Some(run) if in_run => *run = *run.start()..=job.id,
+                _ => {
+                    runs.push(job.id..=job.id);
+                    in_run = true;
+                }
+            },
+            _ => in_run = false,
         }
     }
-    for id in doomed {
-        let key = format::job_key(id);
-        dbs.jobs.delete(txn, &key)?;
-        dbs.payloads.delete(txn, &key)?;
-        dbs.errors.delete(txn, &key)?;
+    for run in runs {
+        let (first, last) = (format::job_key(*run.start()), format::job_key(*run.end()));
+        let run = (Bound::Included(&first[..]), Bound::Included(&last[..]));
+        // A payload or error is stored only with its job, so within a run
+        // every key of every table is the queue's.
+        for db in [dbs.jobs, dbs.payloads, dbs.errors] {
+            db.delete_range(txn, &run)?;
+        }
     }
     Ok(())
 }
