@@ -5,7 +5,8 @@ Starts a fresh `quern`, fills one queue with `quern-bench` (push, pipeline
 16, 50 connections, for --fill seconds), waits until the store has
 committed it, then sends `QDEL` while another connection pushes to another
 queue every 5 ms. Prints how long the QDEL took and the slowest of those
-pushes. With --load, 100 more connections push to a third queue at full
+pushes, and how long the store took to delete the jobs from disk after
+the reply (`store_bulk_deletes` back to 0 in INFO). With --load, 100 more connections push to a third queue at full
 speed (pipeline 16) from the moment the QDEL answers, and their slowest
 push is printed too: the log then fills while LMDB deletes.
 
@@ -62,6 +63,19 @@ def main():
             started = time.perf_counter()
             deleted = int(server.conn.call("QDEL", "bench:0"))
             took = time.perf_counter() - started
+            on_disk = [None]
+
+            def watch_disk():
+                conn = Conn(server.port)
+                while not stop.is_set():
+                    info = conn.call("INFO", "persistence").decode()
+                    if "store_bulk_deletes:0" in info.split():
+                        on_disk[0] = time.perf_counter() - started
+                        return
+                    time.sleep(0.01)
+
+            watcher = threading.Thread(target=watch_disk)
+            watcher.start()
             loaded = None
             if args.load:
                 loaded = json.loads(subprocess.run(
@@ -76,10 +90,15 @@ def main():
                 time.sleep(args.after)
             stop.set()
             prober.join()
+            watcher.join()
         finally:
             server.stop()
     print(f"QDEL of {deleted} jobs (QLEN said {jobs}) took {took * 1000:.0f} ms; "
           f"the slowest push to another queue meanwhile took {slowest[0] * 1000:.0f} ms")
+    if on_disk[0] is None:
+        print(f"the jobs were still being deleted from disk {args.after:.0f} s after the QDEL")
+    else:
+        print(f"the jobs were deleted from disk {on_disk[0] * 1000:.0f} ms after the QDEL was sent")
     if loaded:
         print(f"100 connections pushing at full speed after it: {loaded['ops_per_s']:.0f} pushes/s, "
               f"p99 {loaded['p99_ms']:.1f} ms, slowest {loaded['max_ms']:.0f} ms")

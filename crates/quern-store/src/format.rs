@@ -10,6 +10,9 @@
 //! ```text
 //! meta      "format_version" → u32          "next_job" → u64     "next_queue" → u32
 //!           "wal_applied" → u64 (the last log record held, see `wal`)
+//!           "purge" | queue id u32 → next job id u64 | last job id u64
+//!               (a deleted queue whose jobs in that id range are still being
+//!               deleted; a build older than this key reports them as corrupt)
 //! queues    queue id u32     → paused u8 | pushed u64 | acked u64 | failed u64
 //!                              | retried u64 | dead u64 | expired_leases u64 | name (rest)
 //! jobs      job id u64       → record_version u8 (=1) | queue u32 | state u8 | priority i64
@@ -18,6 +21,8 @@
 //! payloads  job id u64       → payload bytes
 //! errors    job id u64       → last error bytes
 //! ```
+
+use std::ops::RangeInclusive;
 
 use bytes::Bytes;
 use quern_engine::{Counters, JobId, JobRecord, JobSpec, QueueId, QueueRecord, State};
@@ -57,6 +62,38 @@ pub(crate) mod meta_key {
     pub const NEXT_QUEUE: &[u8] = b"next_queue";
     /// u64: the last write-ahead log record whose changes LMDB holds.
     pub const WAL_APPLIED: &[u8] = b"wal_applied";
+    /// Followed by a queue id: the ids of a deleted queue's jobs that are
+    /// still to be deleted. See [`super::purge_key`].
+    pub const PURGE: &[u8] = b"purge";
+}
+
+/// The `meta` key of a bulk delete in progress: `"purge"` and the queue id.
+pub(crate) fn purge_key(queue: QueueId) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[..5].copy_from_slice(meta_key::PURGE);
+    key[5..].copy_from_slice(&queue.to_be_bytes());
+    key
+}
+
+/// The value of a bulk delete in progress: the ids left, first and last.
+pub(crate) fn encode_purge(ids: &RangeInclusive<JobId>) -> [u8; 16] {
+    let mut value = [0u8; 16];
+    value[..8].copy_from_slice(&ids.start().to_be_bytes());
+    value[8..].copy_from_slice(&ids.end().to_be_bytes());
+    value
+}
+
+/// A bulk delete in progress, from its `meta` entry.
+pub(crate) fn decode_purge(key: &[u8], value: &[u8]) -> Result<(QueueId, RangeInclusive<JobId>), StoreError> {
+    let queue = key
+        .strip_prefix(meta_key::PURGE)
+        .and_then(|id| <[u8; 4]>::try_from(id).ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("bad meta key {:?}", String::from_utf8_lossy(key))))?;
+    let value: [u8; 16] = value.try_into().map_err(|_| bad_meta(key, value.len()))?;
+    let (first, last) = value.split_at(8);
+    let first = u64::from_be_bytes(first.try_into().expect("8 bytes"));
+    let last = u64::from_be_bytes(last.try_into().expect("8 bytes"));
+    Ok((u32::from_be_bytes(queue), first..=last))
 }
 
 /// Length of a job record.
@@ -309,6 +346,14 @@ mod tests {
         let mut out = Vec::new();
         encode_queue(&queue(), &mut out);
         assert_eq!(out, queue_bytes);
+
+        assert_eq!(&purge_key(0x0a0b_0c0d), b"purge\x0a\x0b\x0c\x0d");
+        #[rustfmt::skip]
+        let purge_bytes: [u8; 16] = [
+            0, 0, 0, 0, 0, 0, 0x01, 0x00, // the next id to delete, 256
+            0, 0, 0, 0, 0, 0, 0x02, 0x01, // the last, 513
+        ];
+        assert_eq!(encode_purge(&(256..=513)), purge_bytes);
     }
 
     #[test]
@@ -336,6 +381,10 @@ mod tests {
             q.id = u32::MAX;
             encode_queue(&q, &mut buf);
             assert_eq!(decode_queue(&queue_key(q.id), &buf).unwrap(), q);
+        }
+        for (queue, ids) in [(1, 1..=1), (u32::MAX, 7..=JobId::MAX)] {
+            let decoded = decode_purge(&purge_key(queue), &encode_purge(&ids)).unwrap();
+            assert_eq!(decoded, (queue, ids));
         }
     }
 
@@ -371,5 +420,7 @@ mod tests {
         corrupt_message(decode_queue(&queue_key(3), &buf[..QUEUE_HEADER_LEN - 1]));
         corrupt_message(decode_meta_u32(meta_key::FORMAT_VERSION, &[0, 1]));
         corrupt_message(decode_meta_u64(meta_key::NEXT_JOB, &[0; 4]));
+        corrupt_message(decode_purge(&purge_key(3), &[0; 15]));
+        corrupt_message(decode_purge(b"purge\0\0\x03", &[0; 16]));
     }
 }

@@ -1,6 +1,7 @@
 //! The store's handle: opening, loading, submitting changes, waiting for
 //! their commit, and reading payloads and errors.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -20,7 +21,7 @@ use crate::format::{self, db, meta_key, FORMAT_VERSION};
 use crate::observer::StoreObserver;
 use crate::overlay::{Overlay, Slot};
 use crate::wal::Wal;
-use crate::writer::{Applier, Logger};
+use crate::writer::{Applier, Logger, Resume};
 
 /// The number of a batch of changes: [`Store::submit`] returns it and
 /// [`Store::committed`] waits for it. Batches are committed in order, so
@@ -144,6 +145,9 @@ pub struct StoreStats {
     pub checkpoints: u64,
     /// Changes submitted but not committed yet.
     pub pending: usize,
+    /// Deleted queues whose jobs LMDB is still deleting (a big queue's
+    /// are deleted a slice per transaction, after the QDEL has answered).
+    pub bulk_deletes: usize,
     /// The map size, in bytes.
     pub map_size: u64,
     /// Bytes of the map in use (pages up to the last one used).
@@ -215,6 +219,9 @@ pub(crate) struct Shared {
     pub progress: watch::Sender<Progress>,
     /// Changes submitted and not yet committed.
     pub backlog: AtomicUsize,
+    /// Bulk deletes submitted (or found at the start) and not yet carried
+    /// out in LMDB.
+    pub bulk_deletes: AtomicUsize,
     /// Write transactions committed.
     pub commits: AtomicU64,
     /// Changes committed.
@@ -241,6 +248,9 @@ pub(crate) struct Shared {
     /// Tests hold this to keep the applier from writing LMDB.
     #[cfg(test)]
     pub hold_apply: Mutex<()>,
+    /// Tests hold this to keep bulk deletes from going on.
+    #[cfg(test)]
+    pub hold_purge: Mutex<()>,
 }
 
 impl Shared {
@@ -260,6 +270,7 @@ impl Shared {
                 stopped: false,
             }),
             backlog: AtomicUsize::new(0),
+            bulk_deletes: AtomicUsize::new(0),
             commits: AtomicU64::new(0),
             changes: AtomicU64::new(0),
             last_batch: AtomicU64::new(0),
@@ -274,6 +285,8 @@ impl Shared {
             hold: Mutex::new(()),
             #[cfg(test)]
             hold_apply: Mutex::new(()),
+            #[cfg(test)]
+            hold_purge: Mutex::new(()),
         }
     }
 
@@ -323,6 +336,8 @@ pub(crate) struct Apply {
     /// LMDB holds every log record up to this one on disk: the log may
     /// be written over up to here.
     pub synced_seq: u64,
+    /// Deleted queues whose jobs LMDB is still deleting in bulk.
+    pub purging: usize,
     /// The applier has stopped.
     pub stopped: bool,
 }
@@ -407,27 +422,31 @@ impl Store {
             other => StoreError::Lmdb(other),
         })?;
         let dbs = init_databases(&env, &dir)?;
-        let (next_job, next_queue, appended, wal_applied) = {
+        let (resume, wal_applied) = {
             let txn = env.read_txn()?;
             let (next_job, next_queue) = read_counters(&dbs, &txn)?;
             let wal_applied = match dbs.meta.get(&txn, meta_key::WAL_APPLIED)? {
                 Some(value) => format::decode_meta_u64(meta_key::WAL_APPLIED, value)?,
                 None => 0,
             };
-            (next_job, next_queue, highest_job_key(&dbs, &txn)?, wal_applied)
+            let mut purging = BTreeMap::new();
+            for entry in dbs.meta.prefix_iter(&txn, meta_key::PURGE)? {
+                let (key, value) = entry?;
+                let (queue, ids) = format::decode_purge(key, value)?;
+                purging.insert(queue, ids);
+            }
+            let resume = Resume {
+                next_job,
+                next_queue,
+                appended: highest_job_key(&dbs, &txn)?,
+                purging,
+            };
+            (resume, wal_applied)
         };
         let page_size = u64::from(env.unnamed_database_stat().page_size);
 
         let shared = Arc::new(Shared::new());
-        let mut applier = Applier::new(
-            env.clone(),
-            dbs,
-            Arc::clone(&shared),
-            config.fsync,
-            next_job,
-            next_queue,
-            appended,
-        );
+        let mut applier = Applier::new(env.clone(), dbs, Arc::clone(&shared), config.fsync, resume);
         // What the log holds beyond LMDB (the last moments before a crash)
         // goes into LMDB, synced, before anything else is written.
         let (wal, unapplied) = Wal::open(&dir, wal_applied)?;
@@ -439,6 +458,9 @@ impl Store {
             let mut apply = shared.apply_state();
             apply.applied_seq = unapplied.last_seq;
             apply.synced_seq = unapplied.last_seq;
+            // Bulk deletes a stop interrupted go on where they were.
+            apply.purging = applier.bulk_deletes();
+            shared.bulk_deletes.store(apply.purging, Ordering::Relaxed);
         }
         let applier = spawn("quern-store", &dir, move || applier.run())?;
         let logger = Logger::new(wal, Arc::clone(&shared), config.fsync, applier);
@@ -548,6 +570,9 @@ impl Store {
                     }
                     pending.queue_records.insert(id, pending.batch.len());
                 }
+                Change::PurgeJobs { .. } => {
+                    self.shared.bulk_deletes.fetch_add(1, Ordering::Relaxed);
+                }
                 _ => {}
             }
             pending.batch.push(change);
@@ -585,12 +610,14 @@ impl Store {
     }
 
     /// Waits until LMDB itself holds everything committed so far
-    /// (committed changes may otherwise still be only in the log).
-    /// [`Store::load`] calls it; normally nothing else needs to.
+    /// (committed changes may otherwise still be only in the log), with
+    /// every bulk delete of a deleted queue's jobs carried out.
+    /// [`Store::load`] calls it, so that it never meets such jobs;
+    /// normally nothing else needs to.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         let target = self.shared.progress.borrow().committed;
         let mut apply = self.shared.apply_state();
-        while apply.applied_ticket < target {
+        while apply.applied_ticket < target || apply.purging > 0 {
             if apply.stopped {
                 return Err(StoreError::Closed);
             }
@@ -685,6 +712,7 @@ impl Store {
             fsyncs: s.fsyncs.load(Ordering::Relaxed),
             checkpoints: s.checkpoints.load(Ordering::Relaxed),
             pending: self.backlog(),
+            bulk_deletes: s.bulk_deletes.load(Ordering::Relaxed),
             map_size: info.map_size as u64,
             used_bytes: (info.last_page_number as u64 + 1).saturating_mul(self.page_size),
             last_error: s

@@ -12,8 +12,13 @@
 //! then do payloads leave the memory overlay that readers consult first.
 //! When a log file is full, the logger asks the applier to catch up before
 //! writing over the other file.
+//!
+//! A deleted big queue's jobs (a `PurgeJobs` change) are deleted from LMDB
+//! a slice per transaction, between the log's batches, so that a million
+//! deletions never hold up the log; `meta` records the deletion until it is
+//! done, and a restart resumes it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::{Bound, RangeInclusive};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, MutexGuard, PoisonError};
@@ -43,6 +48,17 @@ const MAX_RETRY: Duration = Duration::from_secs(5);
 /// longest pause between them, so that shutdown (and `Drop`) end.
 const CLOSING_ATTEMPTS: u32 = 5;
 const MAX_CLOSING_RETRY: Duration = Duration::from_millis(500);
+
+/// Jobs a bulk delete looks at per LMDB transaction. A queue of millions
+/// is deleted over many transactions, with the log's batches committed
+/// between them, so that the log never waits for one long transaction to
+/// free its files; a slice this size takes a few milliseconds.
+#[cfg(not(test))]
+pub(crate) const PURGE_SLICE: usize = 20_000;
+/// In the store's own tests every bulk delete of more than a few jobs
+/// takes several transactions.
+#[cfg(test)]
+pub(crate) const PURGE_SLICE: usize = 3;
 
 /// Changes (about 100 bytes each) whose room a buffer keeps after use; a
 /// burst beyond this gives its memory back.
@@ -341,8 +357,23 @@ pub(crate) struct Applier {
     last_queue_change: HashMap<QueueId, usize>,
     /// Reused by `commit`: the batch's bulk deletes of a queue's jobs.
     purges: Vec<(QueueId, JobId, JobId)>,
+    /// Bulk deletes in progress: deleted queues and the ids of theirs left
+    /// to look at. Kept in `meta` too, so that a restart resumes them.
+    purging: BTreeMap<QueueId, RangeInclusive<JobId>>,
     /// Reused by `commit`: every job change as (job id, place in batch).
     by_job: Vec<(JobId, usize)>,
+}
+
+/// What LMDB holds when the store opens, for the applier to go on from.
+pub(crate) struct Resume {
+    /// `meta.next_job`.
+    pub next_job: JobId,
+    /// `meta.next_queue`.
+    pub next_queue: QueueId,
+    /// The highest job id stored.
+    pub appended: JobId,
+    /// The bulk deletes `meta` records as under way.
+    pub purging: BTreeMap<QueueId, RangeInclusive<JobId>>,
 }
 
 impl Applier {
@@ -351,21 +382,20 @@ impl Applier {
         dbs: Dbs,
         shared: Arc<Shared>,
         fsync: Fsync,
-        next_job: JobId,
-        next_queue: QueueId,
-        appended: JobId,
+        resume: Resume,
     ) -> Applier {
         Applier {
             env,
             dbs,
             shared,
             fsync,
-            next_job,
-            next_queue,
-            appended,
+            next_job: resume.next_job,
+            next_queue: resume.next_queue,
+            appended: resume.appended,
             scratch: Vec::new(),
             last_queue_change: HashMap::new(),
             purges: Vec::new(),
+            purging: resume.purging,
             by_job: Vec::new(),
         }
     }
@@ -405,7 +435,9 @@ impl Applier {
                         (unsynced && self.fsync == Fsync::EverySec).then(|| last_sync + SYNC_INTERVAL);
                     // Someone needs LMDB on disk, and all it lacks is a sync.
                     let sync_now = apply.urgent && unsynced && !has_work;
+                    let purge_now = !self.purging.is_empty() && retry.due();
                     if (has_work && due && retry.due())
+                        || purge_now
                         || sync_at.is_some_and(|at| now >= at)
                         || sync_now
                         || (apply.closing && !has_work)
@@ -453,6 +485,25 @@ impl Applier {
                         self.shared.report(format!(
                             "commit of {} changes to LMDB failed (attempt {}), will retry: {e}",
                             carry.len(),
+                            retry.failures + 1
+                        ));
+                        if retry.failed(closing).is_err() {
+                            return Err(e.into());
+                        }
+                    }
+                }
+            }
+
+            // A slice of the bulk deletes, once the log's changes are in.
+            if carry.is_empty() && !self.purging.is_empty() && retry.due() {
+                match self.purge_step() {
+                    Ok(()) => {
+                        retry.succeeded();
+                        unsynced |= self.fsync != Fsync::Always;
+                    }
+                    Err(e) => {
+                        self.shared.report(format!(
+                            "bulk delete in LMDB failed (attempt {}), will retry: {e}",
                             retry.failures + 1
                         ));
                         if retry.failed(closing).is_err() {
@@ -563,10 +614,14 @@ impl Applier {
             }
         }
 
-        // Bulk deletes go last: they take the jobs stored before this batch
-        // and those the loop above just wrote.
+        // A bulk delete is only recorded here, in the batch's transaction,
+        // so that a restart resumes it; `purge_step` carries it out over as
+        // many transactions as it takes, this batch's jobs of the queue
+        // included.
         for &(queue, first, last) in &self.purges {
-            purge_jobs(dbs, &mut txn, queue, first..=last)?;
+            let ids = self.purge_range(queue, first, last);
+            dbs.meta
+                .put(&mut txn, &format::purge_key(queue), &format::encode_purge(&ids))?;
         }
 
         // Ids of deleted jobs and queues must not come back after a
@@ -585,11 +640,84 @@ impl Applier {
         self.next_job = next_job;
         self.next_queue = next_queue;
         self.appended = appended;
-        self.shared.checkpoints.fetch_add(1, Ordering::Relaxed);
-        if self.fsync == Fsync::Always {
-            self.shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+        for (queue, first, last) in std::mem::take(&mut self.purges) {
+            let ids = self.purge_range(queue, first, last);
+            self.purging.insert(queue, ids);
         }
+        self.after_commit();
         Ok(())
+    }
+
+    /// Bulk deletes in progress.
+    pub(crate) fn bulk_deletes(&self) -> usize {
+        self.purging.len()
+    }
+
+    /// The ids a bulk delete of `queue` covers, with one in progress.
+    fn purge_range(&self, queue: QueueId, first: JobId, last: JobId) -> RangeInclusive<JobId> {
+        match self.purging.get(&queue) {
+            Some(left) => first.min(*left.start())..=last.max(*left.end()),
+            None => first..=last,
+        }
+    }
+
+    /// Carries the bulk deletes in progress a slice further, in a
+    /// transaction of its own: [`PURGE_SLICE`] jobs looked at, in all.
+    fn purge_step(&mut self) -> Result<(), heed::Error> {
+        #[cfg(test)]
+        let _hold = self
+            .shared
+            .hold_purge
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let dbs = self.dbs;
+        let mut txn = self.env.write_txn()?;
+        let mut budget = PURGE_SLICE;
+        let mut progress = Vec::new();
+        for (&queue, ids) in &self.purging {
+            if budget == 0 {
+                break;
+            }
+            let left = purge_jobs(dbs, &mut txn, queue, ids.clone(), &mut budget)?;
+            let key = format::purge_key(queue);
+            match &left {
+                Some(left) => dbs.meta.put(&mut txn, &key, &format::encode_purge(left))?,
+                None => {
+                    dbs.meta.delete(&mut txn, &key)?;
+                }
+            }
+            progress.push((queue, left));
+        }
+        txn.commit()?;
+        for (queue, left) in progress {
+            match left {
+                Some(left) => {
+                    self.purging.insert(queue, left);
+                }
+                None => {
+                    self.purging.remove(&queue);
+                    self.shared.bulk_deletes.fetch_sub(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.after_commit();
+        Ok(())
+    }
+
+    /// Counts a commit to LMDB, and says whether bulk deletes are left.
+    fn after_commit(&self) {
+        let s = &self.shared;
+        s.checkpoints.fetch_add(1, Ordering::Relaxed);
+        if self.fsync == Fsync::Always {
+            s.fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        let purging = self.purging.len();
+        let mut apply = s.apply_state();
+        if apply.purging != purging {
+            apply.purging = purging;
+            drop(apply);
+            s.applied.notify_all();
+        }
     }
 
     /// After a commit: drops what it put into LMDB from the overlay, and
@@ -654,10 +782,12 @@ impl Shared {
     }
 }
 
-/// Deletes every stored job of `queue` with an id in `ids`, with its
-/// payload and last error: a bulk delete of a deleted queue's jobs. Jobs
-/// are keyed by id, so this reads every job in the range, other queues'
-/// too; a record that does not decode is left for the load to report.
+/// Deletes the stored jobs of `queue` with an id in `ids`, with their
+/// payloads and last errors, looking at no more than `budget` jobs (and
+/// taking what it looked at off `budget`). Returns the ids left to look
+/// at, if any. Jobs are keyed by id, so this reads every job in the
+/// range, other queues' too; a record that does not decode is left for
+/// the load to report.
 ///
 /// The queue's jobs are deleted run by run (a run: jobs stored next to each
 /// other, all the queue's), each run with one cursor walking each table,
@@ -668,13 +798,23 @@ fn purge_jobs(
     txn: &mut RwTxn,
     queue: QueueId,
     ids: RangeInclusive<JobId>,
-) -> Result<(), heed::Error> {
+    budget: &mut usize,
+) -> Result<Option<RangeInclusive<JobId>>, heed::Error> {
     let (first, last) = (format::job_key(*ids.start()), format::job_key(*ids.end()));
     let range = (Bound::Included(&first[..]), Bound::Included(&last[..]));
     let mut runs: Vec<RangeInclusive<JobId>> = Vec::new();
     let mut in_run = false;
+    // The last id looked at, when the budget ran out before the range.
+    let mut stopped_after = None;
+    let mut looked_at = None;
     for entry in dbs.jobs.range(txn, &range)? {
+        if *budget == 0 {
+            stopped_after = Some(looked_at);
+            break;
+        }
+        *budget -= 1;
         let (key, value) = entry?;
+        looked_at = format::decode_job_key(key).ok().or(looked_at);
         match format::decode_job(key, value) {
             Ok(job) if job.queue == queue => match runs.last_mut() {
                 Some(run) if in_run => *run = *run.start()..=job.id,
@@ -695,7 +835,11 @@ fn purge_jobs(
             db.delete_range(txn, &run)?;
         }
     }
-    Ok(())
+    Ok(match stopped_after {
+        None => None,
+        Some(None) => Some(ids),
+        Some(Some(id)) => (id < *ids.end()).then(|| id + 1..=*ids.end()),
+    })
 }
 
 /// Puts `value` under `key`, appending when `append` says the key is above

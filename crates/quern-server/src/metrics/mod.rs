@@ -76,6 +76,8 @@ pub const STORE_CHECKPOINTS: &str = "quern_store_checkpoints_total";
 pub const STORE_CHECKPOINT_DURATION: &str = "quern_store_checkpoint_duration_seconds";
 /// Gauge: changes submitted and not yet committed.
 pub const STORE_PENDING: &str = "quern_store_pending_changes";
+/// Gauge: deleted queues whose jobs are still being deleted from disk.
+pub const STORE_BULK_DELETES: &str = "quern_store_bulk_deletes";
 /// Gauge: the LMDB map size.
 pub const STORE_MAP_SIZE: &str = "quern_store_map_size_bytes";
 /// Gauge: bytes of the LMDB map in use.
@@ -130,6 +132,7 @@ const ALL: &[&str] = &[
     STORE_CHECKPOINTS,
     STORE_CHECKPOINT_DURATION,
     STORE_PENDING,
+    STORE_BULK_DELETES,
     STORE_MAP_SIZE,
     STORE_USED,
     STORE_FREE,
@@ -302,6 +305,10 @@ fn describe() {
         "LMDB transactions, each taking many log records."
     );
     describe_gauge!(STORE_PENDING, "Changes submitted and not yet committed.");
+    describe_gauge!(
+        STORE_BULK_DELETES,
+        "Deleted queues whose jobs are still being deleted from disk."
+    );
     describe_gauge!(STORE_MAP_SIZE, Unit::Bytes, "The LMDB map size.");
     describe_gauge!(STORE_USED, Unit::Bytes, "Bytes of the LMDB map in use.");
     describe_gauge!(STORE_FREE, Unit::Bytes, "Bytes of the LMDB map still free.");
@@ -399,6 +406,7 @@ fn collect(server: &Server) {
     counter!(STORE_FSYNCS).absolute(store.fsyncs);
     counter!(STORE_CHECKPOINTS).absolute(store.checkpoints);
     gauge!(STORE_PENDING).set(store.pending as f64);
+    gauge!(STORE_BULK_DELETES).set(store.bulk_deletes as f64);
     gauge!(STORE_MAP_SIZE).set(store.map_size as f64);
     gauge!(STORE_USED).set(store.used_bytes as f64);
     gauge!(STORE_FREE).set(store.map_size.saturating_sub(store.used_bytes) as f64);

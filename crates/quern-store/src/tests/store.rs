@@ -43,6 +43,14 @@ fn put_job(id: JobId, queue: u32, payload: &str) -> Change {
     }
 }
 
+/// The ids of the queues and jobs a load finds, in its order.
+fn loaded_ids(store: &Store) -> (Vec<u32>, Vec<JobId>) {
+    let mut queues = Vec::new();
+    let mut jobs = Vec::new();
+    store.load(|q| queues.push(q.id), |j| jobs.push(j.id)).unwrap();
+    (queues, jobs)
+}
+
 /// Keeps the applier from writing LMDB while the guard lives.
 fn hold_lmdb(store: &Store) -> std::sync::MutexGuard<'_, ()> {
     store
@@ -621,9 +629,7 @@ fn a_bulk_delete_takes_the_queues_jobs_in_its_range() {
     drop(hold);
     let crashed = Store::open(&config(copy.path(), Fsync::Always)).unwrap();
     for store in [crashed, reopen(store, Fsync::Always)] {
-        let mut queues = Vec::new();
-        let mut jobs = Vec::new();
-        store.load(|q| queues.push(q.id), |j| jobs.push(j.id)).unwrap();
+        let (queues, jobs) = loaded_ids(&store);
         assert_eq!(queues, vec![2]);
         assert_eq!(jobs, vec![2]);
         assert_eq!(
@@ -631,6 +637,69 @@ fn a_bulk_delete_takes_the_queues_jobs_in_its_range() {
             vec![None, Some(Bytes::from_static(b"two")), None, None]
         );
         assert_eq!(store.last_error(3).unwrap(), None);
+    }
+}
+
+/// A bulk delete goes on over several LMDB transactions. A crash between
+/// them (here: before the first) leaves it recorded in LMDB, and the next
+/// start finishes it before it loads anything.
+#[test]
+fn a_bulk_delete_cut_short_by_a_crash_is_finished_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(dir.path(), Fsync::Always)).unwrap();
+    // Jobs 1 to 20: the odd ones queue 1's, the even ones queue 2's.
+    let mut changes = vec![
+        Change::PutQueue(queue_record(1)),
+        Change::PutQueue(queue_record(2)),
+    ];
+    changes.extend((1..=20).map(|id| put_job(id, 2 - (id % 2) as u32, &format!("job {id}"))));
+    submit_and_wait(&store, &mut changes);
+    store.checkpoint().unwrap();
+    let commits_before = store.stats().checkpoints;
+
+    let hold = store
+        .shared
+        .hold_purge
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    let ticket = submit_and_wait(
+        &store,
+        &mut vec![
+            Change::PurgeJobs {
+                queue: 1,
+                first: 1,
+                last: 19,
+            },
+            Change::DeleteQueue(1),
+        ],
+    );
+    // The batch is in LMDB, the deletion of its jobs not begun.
+    while store.shared.apply_state().applied_ticket < ticket {
+        thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(store.stats().bulk_deletes, 1);
+    let copy = crash_copy(dir.path());
+    drop(hold);
+    store.checkpoint().unwrap();
+    assert_eq!(store.stats().bulk_deletes, 0);
+    let purge_commits = store.stats().checkpoints - commits_before - 1;
+    assert!(
+        purge_commits >= (19 / crate::writer::PURGE_SLICE) as u64,
+        "19 jobs looked at, {} a transaction, in {purge_commits} transactions",
+        crate::writer::PURGE_SLICE
+    );
+
+    let crashed = Store::open(&config(copy.path(), Fsync::Always)).unwrap();
+    for store in [crashed, reopen(store, Fsync::Always)] {
+        let (queues, jobs) = loaded_ids(&store);
+        assert_eq!(queues, vec![2]);
+        assert_eq!(jobs, (2..=20).step_by(2).collect::<Vec<JobId>>());
+        let ids: Vec<JobId> = (1..=20).collect();
+        let payloads = store.payloads(&ids).unwrap();
+        for (id, payload) in ids.iter().zip(payloads) {
+            let expected = (id % 2 == 0).then(|| Bytes::from(format!("job {id}")));
+            assert_eq!(payload, expected, "job {id}");
+        }
     }
 }
 
