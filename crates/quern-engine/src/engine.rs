@@ -527,9 +527,21 @@ impl Engine {
     /// Moves every job whose deadline has come: delayed jobs become
     /// waiting; expired leases count a failed attempt.
     pub fn tick(&mut self, now: Millis) {
-        while let Some(&(deadline, id)) = self.timers.first() {
+        while self.tick_at_most(now, usize::MAX) {}
+    }
+
+    /// [`Engine::tick`], moving no more than `max` jobs; returns whether
+    /// more are due. Leases that run out together by the million (a fleet
+    /// of workers gone) take the server seconds to move and record: the
+    /// caller can let other operations on the engine through between
+    /// slices.
+    pub fn tick_at_most(&mut self, now: Millis, max: usize) -> bool {
+        for _ in 0..max {
+            let Some(&(deadline, id)) = self.timers.first() else {
+                return false;
+            };
             if deadline > now {
-                break;
+                return false;
             }
             let job = self.jobs[&id];
             let to = match job.state {
@@ -546,6 +558,7 @@ impl Engine {
             };
             self.move_job(job.queue, id, to, now);
         }
+        self.next_deadline().is_some_and(|at| at <= now)
     }
 
     /// The earliest deadline, for the timer that calls [`Engine::tick`].

@@ -623,3 +623,48 @@ fn a_big_queue_is_deleted_in_bulk() {
         assert_eq!(engine.stats(b"b", 0).map(|s| s.waiting), Some(1));
     }
 }
+
+/// A tick can stop after a number of jobs and say whether more are due;
+/// ticking on moves the rest, and nothing due later.
+#[test]
+fn a_tick_moves_no_more_than_it_is_allowed() {
+    let mut engine = Engine::new(Arc::new(Ids::default()));
+    let now = 1_000_000;
+    let opts = PushOptions {
+        spec: JobSpec {
+            lease_ms: 100,
+            retries: 3,
+            ..JobSpec::default()
+        },
+        ready_at: None,
+    };
+    for i in 0..25 {
+        engine
+            .push(b"q", Bytes::from(format!("job {i}")), &opts, now)
+            .unwrap();
+    }
+    engine
+        .push(
+            b"q",
+            Bytes::from_static(b"late"),
+            &PushOptions {
+                ready_at: Some(now + 10_000),
+                ..opts
+            },
+            now,
+        )
+        .unwrap();
+    assert_eq!(engine.pull(b"q", 25, None, now).len(), 25);
+
+    let due = now + 100;
+    assert!(engine.tick_at_most(due, 10));
+    assert_eq!(engine.len(b"q"), 10);
+    assert!(engine.tick_at_most(due, 10));
+    assert_eq!(engine.len(b"q"), 20);
+    // The last 5 are due, the delayed job is not.
+    assert!(!engine.tick_at_most(due, 10));
+    assert_eq!(engine.len(b"q"), 25);
+    assert_eq!(engine.stats(b"q", due).unwrap().counters.expired_leases, 25);
+    assert!(!engine.tick_at_most(due, 10));
+    assert_eq!(engine.next_deadline(), Some(now + 10_000));
+}
