@@ -2,7 +2,7 @@
 //! and the pullers blocked on them. Each operation takes `now` and records
 //! what it changed (for the store) and whom it served (blocked pullers).
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -260,8 +260,11 @@ pub struct Engine {
     ids: Arc<Ids>,
     queues: IdMap<QueueId, Queue>,
     by_name: HashMap<Bytes, QueueId>,
-    /// Jobs that are not waiting; waiting ones are in their queue.
-    jobs: IdMap<JobId, Job>,
+    /// Jobs that are not waiting; waiting ones are in their queue. A
+    /// B-tree, not a hash table: a hash table doubles by moving every
+    /// entry at once, which at a million delayed or leased jobs held the
+    /// shard for a quarter of a second and more.
+    jobs: BTreeMap<JobId, Job>,
     /// The options of every job, shared.
     specs: Specs,
     /// Delayed jobs' ready times and active jobs' lease ends, earliest
@@ -294,7 +297,7 @@ impl Engine {
             ids,
             queues: IdMap::default(),
             by_name: HashMap::new(),
-            jobs: IdMap::default(),
+            jobs: BTreeMap::new(),
             specs: Specs::default(),
             timers: BTreeSet::new(),
             waiters: HashMap::new(),
