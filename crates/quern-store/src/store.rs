@@ -336,8 +336,6 @@ pub(crate) struct Apply {
     /// LMDB holds every log record up to this one on disk: the log may
     /// be written over up to here.
     pub synced_seq: u64,
-    /// Deleted queues whose jobs LMDB is still deleting in bulk.
-    pub purging: usize,
     /// The applier has stopped.
     pub stopped: bool,
 }
@@ -459,8 +457,9 @@ impl Store {
             apply.applied_seq = unapplied.last_seq;
             apply.synced_seq = unapplied.last_seq;
             // Bulk deletes a stop interrupted go on where they were.
-            apply.purging = applier.bulk_deletes();
-            shared.bulk_deletes.store(apply.purging, Ordering::Relaxed);
+            shared
+                .bulk_deletes
+                .store(applier.bulk_deletes(), Ordering::Relaxed);
         }
         let applier = spawn("quern-store", &dir, move || applier.run())?;
         let logger = Logger::new(wal, Arc::clone(&shared), config.fsync, applier);
@@ -611,13 +610,14 @@ impl Store {
 
     /// Waits until LMDB itself holds everything committed so far
     /// (committed changes may otherwise still be only in the log), with
-    /// every bulk delete of a deleted queue's jobs carried out.
+    /// every bulk delete of a deleted queue's jobs submitted so far
+    /// carried out.
     /// [`Store::load`] calls it, so that it never meets such jobs;
     /// normally nothing else needs to.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         let target = self.shared.progress.borrow().committed;
         let mut apply = self.shared.apply_state();
-        while apply.applied_ticket < target || apply.purging > 0 {
+        while apply.applied_ticket < target || self.shared.bulk_deletes.load(Ordering::Relaxed) > 0 {
             if apply.stopped {
                 return Err(StoreError::Closed);
             }

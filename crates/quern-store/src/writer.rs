@@ -697,6 +697,10 @@ impl Applier {
                 None => {
                     self.purging.remove(&queue);
                     self.shared.bulk_deletes.fetch_sub(1, Ordering::Relaxed);
+                    // Taking the lock `checkpoint` waits under: a waiter
+                    // that read the old count is waiting by now, and hears.
+                    drop(self.shared.apply_state());
+                    self.shared.applied.notify_all();
                 }
             }
         }
@@ -704,19 +708,12 @@ impl Applier {
         Ok(())
     }
 
-    /// Counts a commit to LMDB, and says whether bulk deletes are left.
+    /// Counts a commit to LMDB.
     fn after_commit(&self) {
         let s = &self.shared;
         s.checkpoints.fetch_add(1, Ordering::Relaxed);
         if self.fsync == Fsync::Always {
             s.fsyncs.fetch_add(1, Ordering::Relaxed);
-        }
-        let purging = self.purging.len();
-        let mut apply = s.apply_state();
-        if apply.purging != purging {
-            apply.purging = purging;
-            drop(apply);
-            s.applied.notify_all();
         }
     }
 
