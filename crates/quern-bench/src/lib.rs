@@ -20,6 +20,7 @@
 
 pub mod conn;
 pub mod cpu;
+pub mod floor;
 pub mod resp;
 pub mod run;
 pub mod workload;

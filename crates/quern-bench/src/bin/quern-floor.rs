@@ -1,0 +1,65 @@
+//! `quern-floor`: the command line of the floor server (see
+//! `quern_bench::floor`). Serves until killed.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, ValueEnum};
+use quern_bench::floor::{Floor, Flush};
+
+/// The least a server can do to answer a push durably: frame the request,
+/// append it to a log (group commit), flush, reply. A yardstick for what
+/// this machine allows, not a queue: it keeps no jobs.
+#[derive(Debug, Parser)]
+#[command(name = "quern-floor", version, about)]
+struct Cli {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    bind: String,
+    /// Port to listen on.
+    #[arg(long, default_value_t = 6390)]
+    port: u16,
+    /// always: fdatasync each write of the log before replying; no: reply
+    /// once written to the page cache.
+    #[arg(long, value_enum, default_value = "always")]
+    fsync: FsyncFlag,
+    /// The log file, created (or emptied) at start.
+    #[arg(long, default_value = "quern-floor.log")]
+    log: PathBuf,
+    /// Size of the log file, written over in a ring, in MiB.
+    #[arg(long, default_value_t = 64)]
+    log_mib: u64,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum FsyncFlag {
+    Always,
+    No,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let flush = match cli.fsync {
+        FsyncFlag::Always => Flush::Always,
+        FsyncFlag::No => Flush::Never,
+    };
+    let result = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                // Bind first: the port is the one a mistake would show in.
+                let listener = tokio::net::TcpListener::bind((cli.bind.as_str(), cli.port)).await?;
+                let floor = Floor::start(&cli.log, cli.log_mib.saturating_mul(1 << 20), flush)?;
+                Arc::new(floor).serve(listener).await
+            })
+        });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("quern-floor: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
