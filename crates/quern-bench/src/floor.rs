@@ -1,34 +1,49 @@
 //! The floor: the least work a server can do to answer a push durably on
 //! this machine, as a yardstick for Quern and Redis.
 //!
-//! It keeps no jobs. It frames each request, appends the requests' bytes
-//! to a log and answers only once they are written (and, with `fsync`,
-//! flushed). One thread writes the log for every connection, so one flush
-//! covers every request that arrived meanwhile: a group commit, as Quern's
-//! log does. The log file is filled with zeros up front and then written
-//! over in a ring, so that a flush writes data only, never the file's size.
+//! It frames each request, appends the requests' bytes to a log and
+//! answers only once they are written (and, with `fsync`, flushed). One
+//! thread writes the log for every connection, so one flush covers every
+//! request that arrived meanwhile: a group commit, as Quern's log does.
+//! The log file is filled with zeros up front and then written over in a
+//! ring, so that a flush writes data only, never the file's size.
+//!
+//! Without an LMDB directory it keeps no jobs. With one, it also keeps
+//! what Quern keeps: every pushed payload, by id, in LMDB. A third thread
+//! writes the payloads the log has committed into LMDB every 50 ms, one
+//! put per job (appended, as ids rise), as Quern's store does behind its
+//! log; replies never wait for it.
 //!
 //! What the floor does is a part of what a durable server must do, so its
 //! throughput bounds any such server on the same machine, Quern included:
-//! a target above the floor is above what the machine allows.
+//! a target above the floor is above what the machine allows, and one
+//! above the floor with LMDB is above what a server that keeps its jobs in
+//! LMDB allows.
 //!
 //! ```text
-//!  connection ── frame requests → append their bytes to the open batch
-//!                (ticket n) → wait for `committed ≥ n` → write the replies
+//!  connection ── frame requests → append their bytes (and the pushes'
+//!                payloads) to the open batch (ticket n)
+//!                → wait for `committed ≥ n` → write the replies
 //!  log thread ── take the batch → pwrite → fdatasync → committed = n
+//!                → hand its payloads to the LMDB thread
+//!  LMDB thread ── every 50 ms: put each payload under its id, commit
 //! ```
 //!
 //! Replies: `PING` → `+PONG`; `QPUSH` and `LPUSH` → the next integer id;
 //! any other array → `:0` (the bench's QDEL, QLEN and DEL before a run).
 
+use std::convert::Infallible;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
+use heed::types::Bytes as Raw;
+use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, PutFlags, WithoutTls};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
@@ -39,6 +54,11 @@ use crate::resp::{self, Reply};
 const READ_CHUNK: usize = 16 << 10;
 /// The log file is filled with zeros in chunks of this size.
 const ZERO_CHUNK: usize = 1 << 20;
+/// How long the LMDB thread gathers payloads before a transaction, as
+/// Quern's store does.
+const APPLY_INTERVAL: Duration = Duration::from_millis(50);
+/// LMDB's map: room to spare for a whole comparison's pushes.
+const MAP_SIZE: usize = 256 << 30;
 
 /// Whether the log is flushed before replies go out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,35 +69,47 @@ pub enum Flush {
     Never,
 }
 
-/// The log every connection appends to, and its writer thread.
+/// The log every connection appends to, and its threads.
 #[derive(Debug)]
 pub struct Floor {
     shared: Arc<Shared>,
     ids: AtomicU64,
+    /// Where the pushes' payloads are kept, if they are.
+    lmdb: Option<(Env<WithoutTls>, Database<'static, Raw, Raw>)>,
 }
 
 #[derive(Debug)]
 struct Shared {
     pending: Mutex<Pending>,
-    /// Wakes the writer when a batch opens.
+    /// Wakes the log thread when a batch opens.
     wake: Condvar,
     /// The last batch written (and flushed): replies waiting on a batch up
-    /// to it may go out. `u64::MAX` once the writer failed, to wake all.
+    /// to it may go out. `u64::MAX` once a thread failed, to wake all.
     committed: watch::Sender<u64>,
+    /// Whether pushes' payloads go to LMDB.
+    keeps_jobs: bool,
+    /// Payloads the log has committed, for the LMDB thread.
+    applying: Mutex<Vec<u8>>,
+    /// Wakes the LMDB thread when payloads arrive.
+    apply_wake: Condvar,
 }
 
 #[derive(Debug)]
 struct Pending {
     /// The requests of the open batch, in arrival order.
     batch: Vec<u8>,
-    /// The open batch's number; batch 0 is "nothing".
+    /// Its pushes' payloads (with LMDB only), see [`encode_job`].
+    jobs: Vec<u8>,
+    /// The open batch's number; batch 0 is "nothing", and an open batch
+    /// of 0 means a thread failed.
     open: u64,
 }
 
 impl Floor {
     /// Creates the log file at `path`, `size` bytes of zeros flushed to
-    /// disk, and starts the writer thread.
-    pub fn start(path: &Path, size: u64, flush: Flush) -> io::Result<Floor> {
+    /// disk, and starts the log thread; with `lmdb`, opens (or creates) an
+    /// LMDB environment in that directory and starts the LMDB thread.
+    pub fn start(path: &Path, size: u64, flush: Flush, lmdb: Option<&Path>) -> io::Result<Floor> {
         let file = File::options()
             .create(true)
             .truncate(true)
@@ -95,30 +127,56 @@ impl Floor {
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
                 batch: Vec::new(),
+                jobs: Vec::new(),
                 open: 1,
             }),
             wake: Condvar::new(),
             committed: watch::Sender::new(0),
+            keeps_jobs: lmdb.is_some(),
+            applying: Mutex::new(Vec::new()),
+            apply_wake: Condvar::new(),
         });
+        let lmdb = lmdb
+            .map(|dir| open_lmdb(dir, flush).map_err(io::Error::other))
+            .transpose()?;
+        if let Some((env, db)) = lmdb.clone() {
+            let applier = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("floor-lmdb".into())
+                .spawn(move || {
+                    let Err(e) = apply(&applier, &env, db);
+                    applier.fail("LMDB", &e);
+                })?;
+        }
         let writer = Arc::clone(&shared);
         std::thread::Builder::new()
             .name("floor-log".into())
             .spawn(move || {
                 let Err(e) = write_log(&writer, &file, at, flush);
-                eprintln!("quern-floor: the log failed: {e}");
-                // No batch opens again, and every waiting reply learns it.
-                writer.lock().open = 0;
-                writer.committed.send_replace(u64::MAX);
+                writer.fail("the log", &e);
             })?;
         Ok(Floor {
             shared,
             ids: AtomicU64::new(0),
+            lmdb,
         })
     }
 
     /// Pushes answered so far (the last id handed out).
     pub fn pushes(&self) -> u64 {
         self.ids.load(Ordering::Relaxed)
+    }
+
+    /// How many payloads LMDB holds, and the one of push `id`; `None`
+    /// without LMDB.
+    pub fn kept(&self, id: u64) -> Option<heed::Result<(u64, Option<Vec<u8>>)>> {
+        let (env, db) = self.lmdb.as_ref()?;
+        let read = || {
+            let txn = env.read_txn()?;
+            let payload = db.get(&txn, &id.to_be_bytes())?.map(<[u8]>::to_vec);
+            Ok((db.len(&txn)?, payload))
+        };
+        Some(read())
     }
 
     /// Serves connections from `listener` until the task is dropped.
@@ -137,13 +195,14 @@ impl Floor {
         let mut committed = self.shared.committed.subscribe();
         let mut input = BytesMut::with_capacity(READ_CHUNK);
         let mut out = Vec::with_capacity(READ_CHUNK);
+        let mut jobs = Vec::new();
         loop {
             let mut used = 0;
             let mut broken = None;
             loop {
                 match resp::decode(&input[used..]) {
                     Ok(Some((request, len))) => {
-                        self.reply(&request, &mut out);
+                        self.reply(&request, &mut out, &mut jobs);
                         used += len;
                     }
                     Ok(None) => break,
@@ -154,7 +213,7 @@ impl Floor {
                 }
             }
             if used > 0 {
-                let ticket = self.append(&input[..used]);
+                let ticket = self.append(&input[..used], &mut jobs);
                 input.advance(used);
                 let failed = ticket == 0
                     || match committed.wait_for(|&n| n >= ticket).await {
@@ -162,8 +221,10 @@ impl Floor {
                         Err(_) => true,
                     };
                 if failed {
-                    stream.write_all(b"-ERR the log failed\r\n").await?;
-                    return Err(io::Error::other("the log failed"));
+                    stream
+                        .write_all(b"-ERR the floor failed, see its log\r\n")
+                        .await?;
+                    return Err(io::Error::other("the floor failed"));
                 }
                 stream.write_all(&out).await?;
                 out.clear();
@@ -179,21 +240,24 @@ impl Floor {
         }
     }
 
-    fn reply(&self, request: &Reply<'_>, out: &mut Vec<u8>) {
-        let name = match request {
-            Reply::Array(words) => match words.first() {
-                Some(Reply::Bulk(name)) => name.to_ascii_uppercase(),
-                _ => Vec::new(),
-            },
-            _ => {
-                out.extend_from_slice(b"-ERR requests are arrays of bulk strings\r\n");
-                return;
-            }
+    /// Answers one request into `out`; a push's payload goes to `jobs`
+    /// when the floor keeps them.
+    fn reply(&self, request: &Reply<'_>, out: &mut Vec<u8>, jobs: &mut Vec<u8>) {
+        let Reply::Array(words) = request else {
+            out.extend_from_slice(b"-ERR requests are arrays of bulk strings\r\n");
+            return;
+        };
+        let name = match words.first() {
+            Some(Reply::Bulk(name)) => name.to_ascii_uppercase(),
+            _ => Vec::new(),
         };
         match name.as_slice() {
             b"PING" => out.extend_from_slice(b"+PONG\r\n"),
             b"QPUSH" | b"LPUSH" => {
                 let id = self.ids.fetch_add(1, Ordering::Relaxed) + 1;
+                if let (true, Some(Reply::Bulk(payload))) = (self.shared.keeps_jobs, words.get(2)) {
+                    encode_job(jobs, id, payload);
+                }
                 let mut digits = [0; 20];
                 out.push(b':');
                 out.extend_from_slice(resp::decimal(id, &mut digits));
@@ -203,15 +267,17 @@ impl Floor {
         }
     }
 
-    /// Adds `requests` to the open batch; returns its number, or 0 once
-    /// the log has failed.
-    fn append(&self, requests: &[u8]) -> u64 {
+    /// Adds `requests` and `jobs` (emptied) to the open batch; returns its
+    /// number, or 0 once a thread has failed.
+    fn append(&self, requests: &[u8], jobs: &mut Vec<u8>) -> u64 {
         let mut pending = self.shared.lock();
         if pending.open == 0 {
             return 0;
         }
         let first = pending.batch.is_empty();
         pending.batch.extend_from_slice(requests);
+        pending.jobs.extend_from_slice(jobs);
+        jobs.clear();
         let ticket = pending.open;
         drop(pending);
         if first {
@@ -225,12 +291,28 @@ impl Shared {
     fn lock(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// After a thread's failure: no batch opens again, and every waiting
+    /// reply learns it.
+    fn fail(&self, what: &str, e: &dyn std::fmt::Display) {
+        eprintln!("quern-floor: {what} failed: {e}");
+        self.lock().open = 0;
+        self.committed.send_replace(u64::MAX);
+    }
 }
 
-/// The writer thread: one batch at a time, written over the ring of
-/// `size` bytes, each flushed before its number is published.
-fn write_log(shared: &Shared, file: &File, size: u64, flush: Flush) -> io::Result<std::convert::Infallible> {
+/// Appends one job for the LMDB thread: id u64, length u32, payload.
+fn encode_job(jobs: &mut Vec<u8>, id: u64, payload: &[u8]) {
+    jobs.extend_from_slice(&id.to_be_bytes());
+    jobs.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    jobs.extend_from_slice(payload);
+}
+
+/// The log thread: one batch at a time, written over the ring of `size`
+/// bytes, each flushed before its number is published.
+fn write_log(shared: &Shared, file: &File, size: u64, flush: Flush) -> io::Result<Infallible> {
     let mut batch = Vec::new();
+    let mut jobs = Vec::new();
     let mut at = 0u64;
     loop {
         let ticket = {
@@ -239,6 +321,7 @@ fn write_log(shared: &Shared, file: &File, size: u64, flush: Flush) -> io::Resul
                 pending = shared.wake.wait(pending).unwrap_or_else(|e| e.into_inner());
             }
             std::mem::swap(&mut pending.batch, &mut batch);
+            std::mem::swap(&mut pending.jobs, &mut jobs);
             pending.open += 1;
             pending.open - 1
         };
@@ -256,5 +339,89 @@ fn write_log(shared: &Shared, file: &File, size: u64, flush: Flush) -> io::Resul
             file.sync_data()?;
         }
         shared.committed.send_replace(ticket);
+        if !jobs.is_empty() {
+            let mut applying = shared.applying.lock().unwrap_or_else(|e| e.into_inner());
+            let first = applying.is_empty();
+            applying.extend_from_slice(&jobs);
+            drop(applying);
+            jobs.clear();
+            if first {
+                shared.apply_wake.notify_one();
+            }
+        }
+    }
+}
+
+#[allow(unsafe_code)]
+fn open_lmdb(dir: &Path, flush: Flush) -> heed::Result<(Env<WithoutTls>, Database<'static, Raw, Raw>)> {
+    std::fs::create_dir_all(dir)?;
+    let mut options = EnvOpenOptions::new().read_txn_without_tls();
+    options.map_size(MAP_SIZE);
+    // SAFETY: only this process writes the environment, through LMDB; heed
+    // marks NO_SYNC unsafe only because it gives up durability against a
+    // system crash, which is what `--fsync no` stands for.
+    let env = unsafe {
+        if flush == Flush::Never {
+            options.flags(EnvFlags::NO_SYNC);
+        }
+        options.open(dir)?
+    };
+    let txn = env.write_txn()?;
+    let opened = env.create_databases_and_commit(txn, |opener, txn| -> heed::Result<_> {
+        let db: Database<Raw, Raw> = opener.create_database(txn, None)?;
+        // A floor restarted on the same directory starts its ids over: the
+        // jobs from before go, so that appends stay in order.
+        db.clear(txn)?;
+        Ok(CommitOrAbort::<_, Infallible>::Commit(db))
+    })?;
+    let CommitOrAbort::Commit(db) = opened;
+    Ok((env, db))
+}
+
+/// The LMDB thread: every [`APPLY_INTERVAL`], puts the payloads the log
+/// committed meanwhile under their ids, in one transaction.
+fn apply(
+    shared: &Shared,
+    env: &Env<WithoutTls>,
+    db: Database<'static, Raw, Raw>,
+) -> heed::Result<Infallible> {
+    let mut jobs = Vec::new();
+    loop {
+        {
+            let mut applying = shared.applying.lock().unwrap_or_else(|e| e.into_inner());
+            while applying.is_empty() {
+                applying = shared
+                    .apply_wake
+                    .wait(applying)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            // Gather for the interval, as Quern's store does.
+            let until = Instant::now() + APPLY_INTERVAL;
+            while let Some(left) = until.checked_duration_since(Instant::now()) {
+                applying = shared
+                    .apply_wake
+                    .wait_timeout(applying, left)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0;
+            }
+            std::mem::swap(&mut *applying, &mut jobs);
+        }
+        let mut txn = env.write_txn()?;
+        let mut rest = jobs.as_slice();
+        while rest.len() >= 12 {
+            let (key, after) = rest.split_at(8);
+            let len = u32::from_le_bytes(after[..4].try_into().expect("4 bytes")) as usize;
+            let (payload, after) = after[4..].split_at(len);
+            // Connections take ids in one order and join batches in
+            // another, so an id may come after a higher one: append where
+            // it can, put where it must.
+            match db.put_with_flags(&mut txn, PutFlags::APPEND, key, payload) {
+                Err(heed::Error::Mdb(heed::MdbError::KeyExist)) => db.put(&mut txn, key, payload)?,
+                other => other?,
+            }
+            rest = after;
+        }
+        txn.commit()?;
+        jobs.clear();
     }
 }

@@ -1,6 +1,7 @@
 //! The floor server (`quern_bench::floor`) in-process, over TCP: it frames
 //! requests whatever way they are split, answers only what its log holds,
-//! refuses a broken stream, and carries a bench run.
+//! keeps what it answered in LMDB when asked, refuses a broken stream, and
+//! carries a bench run.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,10 +11,13 @@ use quern_bench::{resp, Config, Target, Workload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// A floor on a free port, with its log in a fresh directory.
-async fn start(flush: Flush) -> (Arc<Floor>, u16, tempfile::TempDir) {
+/// A floor on a free port, with its log (and LMDB, if `lmdb`) in a fresh
+/// directory.
+async fn start(flush: Flush, lmdb: bool) -> (Arc<Floor>, u16, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let floor = Arc::new(Floor::start(&dir.path().join("floor.log"), 1 << 20, flush).expect("start"));
+    let lmdb_dir = lmdb.then(|| dir.path().join("lmdb"));
+    let floor = Floor::start(&dir.path().join("floor.log"), 1 << 20, flush, lmdb_dir.as_deref());
+    let floor = Arc::new(floor.expect("start"));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("address").port();
     tokio::spawn(Arc::clone(&floor).serve(listener));
@@ -39,7 +43,7 @@ async fn read_at_least(stream: &mut TcpStream, want: usize) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replies_in_order_once_the_log_holds_the_requests() {
-    let (floor, port, dir) = start(Flush::Always).await;
+    let (floor, port, dir) = start(Flush::Always, true).await;
     let mut requests = Vec::new();
     resp::encode(&mut requests, &[b"PING"]);
     // A payload that looks like the start of another request.
@@ -68,11 +72,29 @@ async fn replies_in_order_once_the_log_holds_the_requests() {
         log[requests.len()..].iter().all(|&b| b == 0),
         "nothing else was written"
     );
+
+    // LMDB holds every push's payload under its id, within its interval.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (count, first) = floor.kept(1).expect("LMDB on").expect("read LMDB");
+        if count == 3 {
+            assert_eq!(first.as_deref(), Some(&b"a\r\n*3\r\n$1\r\n"[..]));
+            let (_, third) = floor.kept(3).expect("LMDB on").expect("read LMDB");
+            assert_eq!(third.as_deref(), Some(&b"c"[..]));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "LMDB holds {count} payloads of 3"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_stream_gets_an_error_and_is_closed() {
-    let (floor, port, _dir) = start(Flush::Never).await;
+    let (floor, port, _dir) = start(Flush::Never, false).await;
+    assert!(floor.kept(1).is_none(), "no LMDB unless asked");
     let mut stream = TcpStream::connect(("127.0.0.1", port)).await.expect("connect");
     let mut requests = Vec::new();
     resp::encode(&mut requests, &[b"QPUSH", b"q", b"a"]);
@@ -90,7 +112,7 @@ async fn a_broken_stream_gets_an_error_and_is_closed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn carries_a_bench_run() {
-    let (floor, port, _dir) = start(Flush::Always).await;
+    let (floor, port, _dir) = start(Flush::Always, true).await;
     let report = quern_bench::run(&Config {
         port,
         target: Target::Quern,
@@ -106,4 +128,9 @@ async fn carries_a_bench_run() {
     assert_eq!(report.errors, 0, "{:?}", report.first_error);
     assert!(report.operations > 0, "{report:?}");
     assert_eq!(report.pushed_total, floor.pushes());
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while floor.kept(1).expect("LMDB on").expect("read LMDB").0 < floor.pushes() {
+        assert!(std::time::Instant::now() < deadline, "LMDB never caught up");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }

@@ -9,8 +9,9 @@ use clap::{Parser, ValueEnum};
 use quern_bench::floor::{Floor, Flush};
 
 /// The least a server can do to answer a push durably: frame the request,
-/// append it to a log (group commit), flush, reply. A yardstick for what
-/// this machine allows, not a queue: it keeps no jobs.
+/// append it to a log (group commit), flush, reply; with --lmdb, also keep
+/// each payload in LMDB. A yardstick for what this machine allows, not a
+/// queue.
 #[derive(Debug, Parser)]
 #[command(name = "quern-floor", version, about)]
 struct Cli {
@@ -30,6 +31,10 @@ struct Cli {
     /// Size of the log file, written over in a ring, in MiB.
     #[arg(long, default_value_t = 64)]
     log_mib: u64,
+    /// Also keep every pushed payload in LMDB, in this directory (emptied
+    /// at start), as Quern keeps its jobs.
+    #[arg(long)]
+    lmdb: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -51,7 +56,8 @@ fn main() -> ExitCode {
             runtime.block_on(async {
                 // Bind first: the port is the one a mistake would show in.
                 let listener = tokio::net::TcpListener::bind((cli.bind.as_str(), cli.port)).await?;
-                let floor = Floor::start(&cli.log, cli.log_mib.saturating_mul(1 << 20), flush)?;
+                let size = cli.log_mib.saturating_mul(1 << 20);
+                let floor = Floor::start(&cli.log, size, flush, cli.lmdb.as_deref())?;
                 Arc::new(floor).serve(listener).await
             })
         });
