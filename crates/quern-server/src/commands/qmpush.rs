@@ -41,7 +41,12 @@ struct QMPush {
     options: PushOptions,
 }
 
-fn parse(args: &mut Args, max_payload: usize, max_batch: usize, now: u64) -> Result<QMPush, CmdError> {
+fn parse(
+    args: &mut Args,
+    max_payload: usize,
+    max_batch: usize,
+    now: impl Fn() -> u64,
+) -> Result<QMPush, CmdError> {
     let queue = args.queue()?;
     let n: usize = args.number_in("numjobs", 1, max_batch as u64)? as usize;
     if args.remaining() < n {
@@ -63,7 +68,7 @@ fn parse(args: &mut Args, max_payload: usize, max_batch: usize, now: u64) -> Res
 
 fn run(ctx: &mut Ctx<'_>, args: &mut Args) -> Result<Outcome, CmdError> {
     let settings = &ctx.server.settings;
-    let cmd = parse(args, settings.max_payload(), settings.max_batch(), now_ms())?;
+    let cmd = parse(args, settings.max_payload(), settings.max_batch(), now_ms)?;
     let n = cmd.payloads.len() as u64;
     let (first, ticket) = ctx.server.shards.apply(&cmd.queue, |engine, now| {
         engine.push_many(&cmd.queue, cmd.payloads, &cmd.options, now)
@@ -78,7 +83,7 @@ mod tests {
     use super::*;
 
     fn parse_words(words: &[&str]) -> Result<QMPush, CmdError> {
-        parse(&mut Args::words(words), 8, 3, 0)
+        parse(&mut Args::words(words), 8, 3, || 0)
     }
 
     #[test]
