@@ -247,23 +247,23 @@ impl Floor {
             out.extend_from_slice(b"-ERR requests are arrays of bulk strings\r\n");
             return;
         };
-        let name = match words.first() {
-            Some(Reply::Bulk(name)) => name.to_ascii_uppercase(),
-            _ => Vec::new(),
+        let is = |command: &str| match words.first() {
+            Some(Reply::Bulk(name)) => name.eq_ignore_ascii_case(command.as_bytes()),
+            _ => false,
         };
-        match name.as_slice() {
-            b"PING" => out.extend_from_slice(b"+PONG\r\n"),
-            b"QPUSH" | b"LPUSH" => {
-                let id = self.ids.fetch_add(1, Ordering::Relaxed) + 1;
-                if let (true, Some(Reply::Bulk(payload))) = (self.shared.keeps_jobs, words.get(2)) {
-                    encode_job(jobs, id, payload);
-                }
-                let mut digits = [0; 20];
-                out.push(b':');
-                out.extend_from_slice(resp::decimal(id, &mut digits));
-                out.extend_from_slice(b"\r\n");
+        if is("PING") {
+            out.extend_from_slice(b"+PONG\r\n");
+        } else if is("QPUSH") || is("LPUSH") {
+            let id = self.ids.fetch_add(1, Ordering::Relaxed) + 1;
+            if let (true, Some(Reply::Bulk(payload))) = (self.shared.keeps_jobs, words.get(2)) {
+                encode_job(jobs, id, payload);
             }
-            _ => out.extend_from_slice(b":0\r\n"),
+            let mut digits = [0; 20];
+            out.push(b':');
+            out.extend_from_slice(resp::decimal(id, &mut digits));
+            out.extend_from_slice(b"\r\n");
+        } else {
+            out.extend_from_slice(b":0\r\n");
         }
     }
 
