@@ -297,6 +297,8 @@ impl Shared {
     fn fail(&self, what: &str, e: &dyn std::fmt::Display) {
         eprintln!("quern-floor: {what} failed: {e}");
         self.lock().open = 0;
+        // The log thread may be waiting for a batch that will not come.
+        self.wake.notify_one();
         self.committed.send_replace(u64::MAX);
     }
 }
@@ -317,8 +319,11 @@ fn write_log(shared: &Shared, file: &File, size: u64, flush: Flush) -> io::Resul
     loop {
         let ticket = {
             let mut pending = shared.lock();
-            while pending.batch.is_empty() {
+            while pending.batch.is_empty() && pending.open != 0 {
                 pending = shared.wake.wait(pending).unwrap_or_else(|e| e.into_inner());
+            }
+            if pending.open == 0 {
+                return Err(io::Error::other("stopped: the LMDB thread failed"));
             }
             std::mem::swap(&mut pending.batch, &mut batch);
             std::mem::swap(&mut pending.jobs, &mut jobs);
