@@ -6,7 +6,10 @@
 //! thread writes the log for every connection, so one flush covers every
 //! request that arrived meanwhile: a group commit, as Quern's log does.
 //! The log file is filled with zeros up front and then written over in a
-//! ring, so that a flush writes data only, never the file's size.
+//! ring, so that a flush writes data only, never the file's size. With
+//! `direct`, the log is written with `O_DIRECT`, past the page cache, in
+//! whole 4 KiB blocks: the last, partial block of a write is written again,
+//! with what follows, by the next.
 //!
 //! Without an LMDB directory it keeps no jobs. With one, it also keeps
 //! what Quern keeps: every pushed payload, by id, in LMDB. A third thread
@@ -35,8 +38,8 @@
 use std::convert::Infallible;
 use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -50,6 +53,9 @@ use tokio::sync::watch;
 
 use crate::resp::{self, Reply};
 
+/// The block `O_DIRECT` writes in: offsets, lengths and the buffer's
+/// address are multiples of it.
+const BLOCK: usize = 4096;
 /// Bytes read from a socket at a time, at least.
 const READ_CHUNK: usize = 16 << 10;
 /// The log file is filled with zeros in chunks of this size.
@@ -67,6 +73,19 @@ pub enum Flush {
     Always,
     /// Written to the page cache only, as `fsync no`.
     Never,
+}
+
+/// How the floor keeps what it answers.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The log file's size, written over in a ring (rounded up to MiB).
+    pub log_size: u64,
+    /// Whether each write of the log is flushed before replies go out.
+    pub flush: Flush,
+    /// Write the log with `O_DIRECT`, past the page cache.
+    pub direct: bool,
+    /// Keep every pushed payload in LMDB, in this directory.
+    pub lmdb: Option<PathBuf>,
 }
 
 /// The log every connection appends to, and its threads.
@@ -106,17 +125,19 @@ struct Pending {
 }
 
 impl Floor {
-    /// Creates the log file at `path`, `size` bytes of zeros flushed to
-    /// disk, and starts the log thread; with `lmdb`, opens (or creates) an
-    /// LMDB environment in that directory and starts the LMDB thread.
-    pub fn start(path: &Path, size: u64, flush: Flush, lmdb: Option<&Path>) -> io::Result<Floor> {
+    /// Creates the log file at `path`, zeros flushed to disk, and starts
+    /// the log thread; with `options.lmdb`, opens (or creates) an LMDB
+    /// environment in that directory and starts the LMDB thread.
+    pub fn start(path: &Path, options: &Options) -> io::Result<Floor> {
+        let Options { flush, direct, .. } = *options;
+        let lmdb = options.lmdb.as_deref();
         let file = File::options()
             .create(true)
             .truncate(true)
             .read(true)
             .write(true)
             .open(path)?;
-        let size = size.max(ZERO_CHUNK as u64);
+        let size = options.log_size.max(ZERO_CHUNK as u64);
         let zeros = vec![0u8; ZERO_CHUNK];
         let mut at = 0;
         while at < size {
@@ -124,6 +145,14 @@ impl Floor {
             at += ZERO_CHUNK as u64;
         }
         file.sync_all()?;
+        let file = if direct {
+            File::options()
+                .write(true)
+                .custom_flags(libc::O_DIRECT)
+                .open(path)?
+        } else {
+            file
+        };
         let shared = Arc::new(Shared {
             pending: Mutex::new(Pending {
                 batch: Vec::new(),
@@ -152,7 +181,8 @@ impl Floor {
         std::thread::Builder::new()
             .name("floor-log".into())
             .spawn(move || {
-                let Err(e) = write_log(&writer, &file, at, flush);
+                let mut log = Log::new(file, at, direct);
+                let Err(e) = write_log(&writer, &mut log, flush);
                 writer.fail("the log", &e);
             })?;
         Ok(Floor {
@@ -310,12 +340,86 @@ fn encode_job(jobs: &mut Vec<u8>, id: u64, payload: &[u8]) {
     jobs.extend_from_slice(payload);
 }
 
-/// The log thread: one batch at a time, written over the ring of `size`
-/// bytes, each flushed before its number is published.
-fn write_log(shared: &Shared, file: &File, size: u64, flush: Flush) -> io::Result<Infallible> {
+/// The log file, written over as a ring.
+struct Log {
+    file: File,
+    size: u64,
+    /// Where the next write goes; with `O_DIRECT`, where the partial block
+    /// `tail` starts.
+    at: u64,
+    /// With `O_DIRECT`: a buffer a block longer than the longest write, so
+    /// that a block-aligned stretch of it can always be found.
+    direct: Option<Vec<u8>>,
+    /// With `O_DIRECT`: the bytes of the last, partial block written.
+    tail: Vec<u8>,
+}
+
+impl Log {
+    fn new(file: File, size: u64, direct: bool) -> Log {
+        Log {
+            file,
+            size,
+            at: 0,
+            direct: direct.then(Vec::new),
+            tail: Vec::new(),
+        }
+    }
+
+    /// Writes `batch` after what was written before; a batch larger than
+    /// the ring is written over itself (its bytes are measured, not kept).
+    fn write(&mut self, batch: &[u8]) -> io::Result<()> {
+        let ring = (self.size as usize / 2).max(BLOCK) / BLOCK * BLOCK;
+        for chunk in batch.chunks(ring) {
+            match self.direct.take() {
+                None => {
+                    if self.at + chunk.len() as u64 > self.size {
+                        self.at = 0;
+                    }
+                    self.file.write_all_at(chunk, self.at)?;
+                    self.at += chunk.len() as u64;
+                }
+                Some(mut buffer) => {
+                    let written = self.write_direct(&mut buffer, chunk);
+                    self.direct = Some(buffer);
+                    written?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The partial block again, then `chunk`, padded with zeros to whole
+    /// blocks, from a block-aligned stretch of `buffer`.
+    fn write_direct(&mut self, buffer: &mut Vec<u8>, chunk: &[u8]) -> io::Result<()> {
+        let len = self.tail.len() + chunk.len();
+        let padded = len.div_ceil(BLOCK) * BLOCK;
+        if self.at + padded as u64 > self.size {
+            self.at = 0;
+            self.tail.clear();
+            return self.write_direct(buffer, chunk);
+        }
+        if buffer.len() < padded + BLOCK {
+            *buffer = vec![0; padded + BLOCK];
+        }
+        let start = buffer.as_ptr().align_offset(BLOCK);
+        let aligned = &mut buffer[start..start + padded];
+        aligned[..self.tail.len()].copy_from_slice(&self.tail);
+        aligned[self.tail.len()..len].copy_from_slice(chunk);
+        aligned[len..].fill(0);
+        self.file.write_all_at(aligned, self.at)?;
+        let whole = len / BLOCK * BLOCK;
+        self.tail.clear();
+        self.tail.extend_from_slice(&aligned[whole..len]);
+        self.at += whole as u64;
+        Ok(())
+    }
+}
+
+/// The log thread: one batch at a time, each flushed before its number
+/// is published.
+fn write_log(shared: &Shared, log: &mut Log, flush: Flush) -> io::Result<Infallible> {
     let mut batch = Vec::new();
     let mut jobs = Vec::new();
-    let mut at = 0u64;
     loop {
         let ticket = {
             let mut pending = shared.lock();
@@ -330,18 +434,10 @@ fn write_log(shared: &Shared, file: &File, size: u64, flush: Flush) -> io::Resul
             pending.open += 1;
             pending.open - 1
         };
-        // A batch larger than the ring is written over itself; its bytes
-        // are measured, not kept.
-        for chunk in batch.chunks(size as usize) {
-            if at + chunk.len() as u64 > size {
-                at = 0;
-            }
-            file.write_all_at(chunk, at)?;
-            at += chunk.len() as u64;
-        }
+        log.write(&batch)?;
         batch.clear();
         if flush == Flush::Always {
-            file.sync_data()?;
+            log.file.sync_data()?;
         }
         shared.committed.send_replace(ticket);
         if !jobs.is_empty() {

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
-use quern_bench::floor::{Floor, Flush};
+use quern_bench::floor::{Floor, Flush, Options};
 
 /// The least a server can do to answer a push durably: frame the request,
 /// append it to a log (group commit), flush, reply; with --lmdb, also keep
@@ -35,6 +35,10 @@ struct Cli {
     /// at start), as Quern keeps its jobs.
     #[arg(long)]
     lmdb: Option<PathBuf>,
+    /// Write the log with O_DIRECT, past the page cache, in whole 4 KiB
+    /// blocks.
+    #[arg(long)]
+    direct: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -56,8 +60,13 @@ fn main() -> ExitCode {
             runtime.block_on(async {
                 // Bind first: the port is the one a mistake would show in.
                 let listener = tokio::net::TcpListener::bind((cli.bind.as_str(), cli.port)).await?;
-                let size = cli.log_mib.saturating_mul(1 << 20);
-                let floor = Floor::start(&cli.log, size, flush, cli.lmdb.as_deref())?;
+                let options = Options {
+                    log_size: cli.log_mib.saturating_mul(1 << 20),
+                    flush,
+                    direct: cli.direct,
+                    lmdb: cli.lmdb.clone(),
+                };
+                let floor = Floor::start(&cli.log, &options)?;
                 Arc::new(floor).serve(listener).await
             })
         });
