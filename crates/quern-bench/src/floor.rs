@@ -1,5 +1,5 @@
-//! The floor: the least work a server can do to answer a push durably on
-//! this machine, as a yardstick for Quern and Redis.
+//! The floor: the least work a server built as Quern is can do to answer
+//! a push durably, as a yardstick for Quern and Redis on one machine.
 //!
 //! It frames each request, appends the requests' bytes to a log and
 //! answers only once they are written (and, with `fsync`, flushed). One
@@ -17,11 +17,11 @@
 //! put per job (appended, as ids rise), as Quern's store does behind its
 //! log; replies never wait for it.
 //!
-//! What the floor does is a part of what a durable server must do, so its
-//! throughput bounds any such server on the same machine, Quern included:
-//! a target above the floor is above what the machine allows, and one
-//! above the floor with LMDB is above what a server that keeps its jobs in
-//! LMDB allows.
+//! What the floor does is a part of what such a server must do, so its
+//! throughput bounds any server built this way on the same machine, Quern
+//! included: a target above the floor is above what the machine allows
+//! that design, and one above the floor with LMDB is above what it allows
+//! a server that also keeps its jobs in LMDB.
 //!
 //! ```text
 //!  connection ── frame requests → append their bytes (and the pushes'
