@@ -66,12 +66,13 @@ const APPLY_INTERVAL: Duration = Duration::from_millis(50);
 /// LMDB's map: room to spare for a whole comparison's pushes.
 const MAP_SIZE: usize = 256 << 30;
 
-/// Whether the log is flushed before replies go out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Whether the log is flushed before replies go out (`--fsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Flush {
     /// `fdatasync` after every write of the log, as `fsync always`.
     Always,
     /// Written to the page cache only, as `fsync no`.
+    #[value(name = "no")]
     Never,
 }
 

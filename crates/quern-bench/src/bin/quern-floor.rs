@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, ValueEnum};
+use clap::Parser;
 use quern_bench::floor::{Floor, Flush, Options};
 
 /// The least a server can do to answer a push durably: frame the request,
@@ -24,7 +24,7 @@ struct Cli {
     /// always: fdatasync each write of the log before replying; no: reply
     /// once written to the page cache.
     #[arg(long, value_enum, default_value = "always")]
-    fsync: FsyncFlag,
+    fsync: Flush,
     /// The log file, created (or emptied) at start.
     #[arg(long, default_value = "quern-floor.log")]
     log: PathBuf,
@@ -41,18 +41,8 @@ struct Cli {
     direct: bool,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum FsyncFlag {
-    Always,
-    No,
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let flush = match cli.fsync {
-        FsyncFlag::Always => Flush::Always,
-        FsyncFlag::No => Flush::Never,
-    };
     let result = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -62,7 +52,7 @@ fn main() -> ExitCode {
                 let listener = tokio::net::TcpListener::bind((cli.bind.as_str(), cli.port)).await?;
                 let options = Options {
                     log_size: cli.log_mib.saturating_mul(1 << 20),
-                    flush,
+                    flush: cli.fsync,
                     direct: cli.direct,
                     lmdb: cli.lmdb.clone(),
                 };
