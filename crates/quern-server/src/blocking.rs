@@ -98,7 +98,7 @@ impl BlockedPull {
             receiver: Some(receiver),
         };
         for queue in &request.queues {
-            let (jobs, _lease_commits_later) = shards.apply(queue, |engine, now| {
+            let jobs = shards.apply_unawaited(queue, |engine, now| {
                 engine.pull_or_block(queue, request.count, request.lease_ms, token, now)
             });
             pull.queues.push(queue.clone());
@@ -127,7 +127,8 @@ impl BlockedPull {
     fn unregister(&mut self) {
         self.waiters.slots.remove(&self.token);
         for queue in &self.queues {
-            self.shards.apply(queue, |engine, _| engine.unblock(self.token));
+            self.shards
+                .apply_unawaited(queue, |engine, _| engine.unblock(self.token));
         }
         self.queues.clear();
     }
@@ -138,7 +139,7 @@ impl Drop for BlockedPull {
         self.unregister();
         // Jobs handed over but never taken go back, unattempted.
         if let Some(delivery) = self.receiver.take().and_then(|mut r| r.try_recv().ok()) {
-            self.shards.apply(&delivery.queue, |engine, now| {
+            self.shards.apply_unawaited(&delivery.queue, |engine, now| {
                 engine.release(&delivery.queue, &delivery.jobs, now)
             });
         }

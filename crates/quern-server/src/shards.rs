@@ -97,11 +97,28 @@ impl Shards {
     /// and submits the changes. Returns `op`'s result and the store ticket
     /// that makes it durable.
     pub fn apply<R>(&self, queue: &[u8], op: impl FnOnce(&mut Engine, Millis) -> R) -> (R, Ticket) {
+        self.apply_as(queue, op, true)
+    }
+
+    /// As [`Shards::apply`], for an operation whose caller does not wait
+    /// for its commit (a pull: SPEC §2 lets its lease be committed after
+    /// the reply). Its changes may wait in the store's open batch for a
+    /// while, see [`Store::submit_unawaited`].
+    pub fn apply_unawaited<R>(&self, queue: &[u8], op: impl FnOnce(&mut Engine, Millis) -> R) -> R {
+        self.apply_as(queue, op, false).0
+    }
+
+    fn apply_as<R>(
+        &self,
+        queue: &[u8],
+        op: impl FnOnce(&mut Engine, Millis) -> R,
+        awaited: bool,
+    ) -> (R, Ticket) {
         let index = self.index(queue);
         let mut state = self.lock(index);
         let now = now_ms();
         let result = op(&mut state.engine, now);
-        let ticket = self.settle(index, &mut state, now);
+        let ticket = self.settle(index, &mut state, now, awaited);
         (result, ticket)
     }
 
@@ -141,7 +158,10 @@ impl Shards {
         &self.ids
     }
 
-    fn settle(&self, index: usize, state: &mut ShardState, now: Millis) -> Ticket {
+    /// Hands jobs to blocked pullers, submits the changes (for a caller
+    /// that waits for their commit when `awaited`), and wakes the shard's
+    /// timer when a deadline earlier than its own appeared.
+    fn settle(&self, index: usize, state: &mut ShardState, now: Millis, awaited: bool) -> Ticket {
         let ShardState { engine, scratch } = state;
         // Handing a job to a puller that is already gone puts it back,
         // which may serve the next puller: repeat until none is left.
@@ -157,7 +177,11 @@ impl Shards {
             }
         }
         engine.take_changes(scratch);
-        let ticket = self.store.submit(scratch);
+        let ticket = if awaited {
+            self.store.submit(scratch)
+        } else {
+            self.store.submit_unawaited(scratch)
+        };
         let shard = &self.shards[index];
         if let Some(next) = engine.next_deadline() {
             if next < shard.armed.load(Ordering::Acquire) {
@@ -202,7 +226,9 @@ impl Shards {
                     let mut state = self.lock(index);
                     let now = now_ms();
                     let more = state.engine.tick_at_most(now, TIMER_SLICE);
-                    self.settle(index, &mut state, now);
+                    // No one waits for what the timer moved: a restart
+                    // finds the same deadlines passed and moves it again.
+                    self.settle(index, &mut state, now, false);
                     more
                 };
                 if !more {

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use heed::types::Bytes as Raw;
@@ -261,6 +261,8 @@ impl Shared {
                 queue_records: foldhash::HashMap::default(),
                 open: 1,
                 closing: false,
+                awaited: false,
+                unawaited_since: None,
                 logger_asleep: false,
                 unsynced: Overlay::default(),
             }),
@@ -340,6 +342,13 @@ pub(crate) struct Apply {
     pub stopped: bool,
 }
 
+/// How long changes that nobody waits for may stay in the open batch,
+/// for a change that someone waits for to take them along: see
+/// [`Store::submit_unawaited`].
+pub(crate) const UNAWAITED_WAIT: Duration = Duration::from_millis(50);
+/// Unawaited changes that the log takes at once, however young.
+pub(crate) const UNAWAITED_MAX: usize = 4096;
+
 /// Changes submitted and not yet taken by the logger.
 #[derive(Debug)]
 pub(crate) struct Pending {
@@ -353,6 +362,11 @@ pub(crate) struct Pending {
     pub open: Ticket,
     /// Shutdown has begun: new submissions are dropped.
     pub closing: bool,
+    /// Someone will wait for the open batch: the logger takes it at once.
+    pub awaited: bool,
+    /// When the open batch's first unawaited change came, while no one
+    /// waits for it.
+    pub unawaited_since: Option<Instant>,
     /// The logger waits on [`Shared::wake`]. While it writes or flushes it
     /// looks at the batch again before it sleeps, so it needs no wake-up
     /// (each one is a system call).
@@ -361,6 +375,32 @@ pub(crate) struct Pending {
     /// that readers see them at once. The applier drops an entry once
     /// LMDB holds the batch that last touched it.
     pub unsynced: Overlay,
+}
+
+impl Pending {
+    /// Whether the logger should take the open batch now: someone waits
+    /// for it, it is big, its oldest change has waited long enough, or
+    /// the store is closing.
+    pub fn ready(&self, now: Instant) -> bool {
+        !self.batch.is_empty()
+            && (self.awaited
+                || self.closing
+                || self.batch.len() >= UNAWAITED_MAX
+                || self.unawaited_due().is_none_or(|due| now >= due))
+    }
+
+    /// When an open batch that no one waits for is due anyway.
+    pub fn unawaited_due(&self) -> Option<Instant> {
+        self.unawaited_since.map(|since| since + UNAWAITED_WAIT)
+    }
+
+    /// The logger took the batch: the next one starts afresh.
+    pub fn taken(&mut self) {
+        self.queue_records.clear();
+        self.open += 1;
+        self.awaited = false;
+        self.unawaited_since = None;
+    }
 }
 
 /// Which value of a job a read wants.
@@ -516,11 +556,12 @@ impl Store {
         Ok(LoadedIds { next_job, next_queue })
     }
 
-    /// Hands `changes` (drained, in order) to the logger and returns the
-    /// number of the batch they joined; a queue record replaces the one of
-    /// the same queue the batch holds. Never waits for IO: it takes one
-    /// mutex and appends. Call it under the lock that ordered the changes
-    /// (the engine shard's), so that one shard's changes stay in order.
+    /// Hands `changes` (drained, in order) to the logger, for a caller
+    /// that will wait for their commit, and returns the number of the batch
+    /// they joined; a queue record replaces the one of the same queue the
+    /// batch holds. Never waits for IO: it takes one mutex and appends.
+    /// Call it under the lock that ordered the changes (the engine
+    /// shard's), so that one shard's changes stay in order.
     ///
     /// Payloads, errors and deletions are visible to [`Store::payloads`] and
     /// [`Store::last_errors`] at once, before the commit.
@@ -530,21 +571,44 @@ impl Store {
     /// could have seen is committed". After [`Store::shutdown`] the changes
     /// are dropped and the ticket never commits.
     pub fn submit(&self, changes: &mut Vec<Change>) -> Ticket {
+        self.submit_as(changes, true)
+    }
+
+    /// As [`Store::submit`], for changes no one waits for: a pull's lease,
+    /// a lease running out. They wait in the open batch, for up to
+    /// [`UNAWAITED_WAIT`] or until [`UNAWAITED_MAX`] have gathered, for a
+    /// change someone waits for to take them along; only then does the
+    /// log take them. So a stream of pulls costs a flush per thousands of
+    /// leases, not one per few. A crash loses at most that much of them,
+    /// which only delivers those jobs again. Their order among all other
+    /// changes stays as submitted.
+    pub fn submit_unawaited(&self, changes: &mut Vec<Change>) -> Ticket {
+        self.submit_as(changes, false)
+    }
+
+    fn submit_as(&self, changes: &mut Vec<Change>, awaited: bool) -> Ticket {
         let mut guard = self.shared.lock();
         let pending = &mut *guard;
         if changes.is_empty() {
-            return if pending.batch.is_empty() {
-                pending.open - 1
-            } else {
-                pending.open
-            };
+            if pending.batch.is_empty() {
+                return pending.open - 1;
+            }
+            // The caller waits for what it could have seen.
+            let wake = awaited && !pending.awaited && pending.logger_asleep;
+            pending.awaited |= awaited;
+            let ticket = pending.open;
+            drop(guard);
+            if wake {
+                self.shared.wake.notify_one();
+            }
+            return ticket;
         }
         if pending.closing {
             changes.clear();
             return Ticket::MAX;
         }
         let ticket = pending.open;
-        let wake = pending.batch.is_empty() && pending.logger_asleep;
+        let (was_empty, was_awaited) = (pending.batch.is_empty(), pending.awaited);
         let before = pending.batch.len();
         for change in changes.drain(..) {
             let overlay = &mut pending.unsynced;
@@ -576,13 +640,22 @@ impl Store {
             }
             pending.batch.push(change);
         }
+        if awaited {
+            pending.awaited = true;
+        } else if pending.unawaited_since.is_none() && !pending.awaited {
+            pending.unawaited_since = Some(Instant::now());
+        }
+        // The logger sleeps until the batch is ready, or for a batch no
+        // one waits for until it is due: wake it when the batch opens (to
+        // take it, or to learn when it is due) and when it becomes ready
+        // before that. Each wake-up is a system call.
+        let grew_big = before < UNAWAITED_MAX && pending.batch.len() >= UNAWAITED_MAX;
+        let wake = pending.logger_asleep && (was_empty || (awaited && !was_awaited) || grew_big);
         self.shared
             .backlog
             .fetch_add(pending.batch.len() - before, Ordering::Relaxed);
         drop(guard);
         if wake {
-            // The logger sleeps only while the batch is empty, so only the
-            // first submission of a batch may need to wake it.
             self.shared.wake.notify_one();
         }
         ticket
@@ -608,14 +681,15 @@ impl Store {
         }
     }
 
-    /// Waits until LMDB itself holds everything committed so far
+    /// Waits until LMDB itself holds everything submitted so far
     /// (committed changes may otherwise still be only in the log), with
     /// every bulk delete of a deleted queue's jobs submitted so far
     /// carried out.
-    /// [`Store::load`] calls it, so that it never meets such jobs;
-    /// normally nothing else needs to.
+    /// [`Store::load`] calls it, so that it never meets such jobs; a
+    /// backup calls it, so that it holds every change made before it.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
-        let target = self.shared.progress.borrow().committed;
+        // Unawaited changes are awaited now.
+        let target = self.submit(&mut Vec::new());
         let mut apply = self.shared.apply_state();
         while apply.applied_ticket < target || self.shared.bulk_deletes.load(Ordering::Relaxed) > 0 {
             if apply.stopped {

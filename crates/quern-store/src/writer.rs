@@ -4,7 +4,9 @@
 //! The logger sleeps until a batch is open, takes the whole batch, appends
 //! it to the log as one record, flushes it (fsync always), hands it to the
 //! applier and publishes the batch's number: that is group commit, since
-//! every submission that arrives during a flush joins the next record.
+//! every submission that arrives during a flush joins the next record. A
+//! batch that only holds changes no one waits for (leases) is left open a
+//! little longer, for others to join ([`crate::Store::submit_unawaited`]).
 //!
 //! The applier gathers what the logger hands it for up to
 //! [`APPLY_INTERVAL`] (or [`APPLY_MAX`] changes), then commits it to LMDB
@@ -183,14 +185,17 @@ impl Logger {
                 let mut pending = self.shared.lock();
                 loop {
                     let now = Instant::now();
-                    let has_work = !carry.is_empty() || !pending.batch.is_empty();
+                    let has_work = !carry.is_empty() || pending.ready(now);
                     let sync_at =
                         (unsynced && self.fsync == Fsync::EverySec).then(|| last_sync + SYNC_INTERVAL);
                     let done = pending.closing && !has_work;
                     if (has_work && retry.due()) || sync_at.is_some_and(|at| now >= at) || done {
                         break;
                     }
-                    let wake_at = [retry.at, sync_at].into_iter().flatten().min();
+                    // A batch no one waits for is taken when due (unless a
+                    // failed write is waiting for its retry anyway).
+                    let due = pending.unawaited_due().filter(|&due| due > now);
+                    let wake_at = [retry.at, sync_at, due].into_iter().flatten().min();
                     pending.logger_asleep = true;
                     pending = wait_until(&self.shared.wake, pending, wake_at);
                     pending.logger_asleep = false;
@@ -203,9 +208,8 @@ impl Logger {
                     } else {
                         carry.append(&mut pending.batch);
                     }
-                    pending.queue_records.clear();
                     ticket = pending.open;
-                    pending.open += 1;
+                    pending.taken();
                 }
                 pending.closing
             };

@@ -19,10 +19,10 @@ pub fn pull_first(
     lease_ms: Option<u32>,
 ) -> Option<(Bytes, Vec<Pulled>)> {
     queues.iter().find_map(|queue| {
-        let (jobs, _ticket) = ctx
+        let jobs = ctx
             .server
             .shards
-            .apply(queue, |engine, now| engine.pull(queue, count, lease_ms, now));
+            .apply_unawaited(queue, |engine, now| engine.pull(queue, count, lease_ms, now));
         (!jobs.is_empty()).then(|| (queue.clone(), jobs))
     })
 }

@@ -3,6 +3,7 @@
 mod model;
 mod observer;
 mod store;
+mod unawaited;
 
 use std::future::Future;
 use std::path::Path;
