@@ -10,8 +10,9 @@ use quern_bench::floor::{Floor, Flush, Options};
 
 /// The least a server can do to answer a push durably: frame the request,
 /// append it to a log (group commit), flush, reply; with --lmdb, also keep
-/// each payload in LMDB. A yardstick for what this machine allows, not a
-/// queue.
+/// each payload in LMDB, and answer QPULL: the next job's payload read
+/// from LMDB, its lease logged and put into LMDB, the reply not waiting
+/// for the flush. A yardstick for what this machine allows, not a queue.
 #[derive(Debug, Parser)]
 #[command(name = "quern-floor", version, about)]
 struct Cli {
@@ -32,7 +33,9 @@ struct Cli {
     #[arg(long, default_value_t = 64)]
     log_mib: u64,
     /// Also keep every pushed payload in LMDB, in this directory (emptied
-    /// at start), as Quern keeps its jobs.
+    /// at start), as Quern keeps its jobs, and answer QPULL from it (each
+    /// pull's lease logged, then put into LMDB too). Without it, QPULL is
+    /// answered with an error.
     #[arg(long)]
     lmdb: Option<PathBuf>,
     /// Write the log with O_DIRECT, past the page cache, in whole 4 KiB
