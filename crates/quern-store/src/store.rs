@@ -256,16 +256,7 @@ pub(crate) struct Shared {
 impl Shared {
     fn new() -> Shared {
         Shared {
-            pending: Mutex::new(Pending {
-                batch: Vec::new(),
-                queue_records: foldhash::HashMap::default(),
-                open: 1,
-                closing: false,
-                awaited: false,
-                unawaited_since: None,
-                logger_asleep: false,
-                unsynced: Overlay::default(),
-            }),
+            pending: Mutex::new(Pending::new()),
             wake: Condvar::new(),
             progress: watch::Sender::new(Progress {
                 committed: 0,
@@ -378,6 +369,20 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
+    /// Nothing submitted yet; batch 1 is open.
+    pub fn new() -> Pending {
+        Pending {
+            batch: Vec::new(),
+            queue_records: foldhash::HashMap::default(),
+            open: 1,
+            closing: false,
+            awaited: false,
+            unawaited_since: None,
+            logger_asleep: false,
+            unsynced: Overlay::default(),
+        }
+    }
+
     /// Whether the logger should take the open batch now: someone waits
     /// for it, it is big, its oldest change has waited long enough, or
     /// the store is closing.

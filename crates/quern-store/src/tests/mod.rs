@@ -65,6 +65,17 @@ fn load_engine(store: &Store) -> (Engine, LoadedIds) {
     (engine, loaded)
 }
 
+/// A copy of the data directory's files as they are now: what a power cut
+/// would leave once the last commit is durable.
+fn crash_copy(dir: &Path) -> tempfile::TempDir {
+    let copy = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
+    }
+    copy
+}
+
 /// Shuts a store down, drops it (closing the environment) and opens the
 /// directory again.
 fn reopen(store: Arc<Store>, fsync: Fsync) -> Arc<Store> {

@@ -11,7 +11,7 @@ use quern_engine::{
     QueueRecord, State,
 };
 
-use super::{block, config, load_engine, reopen, submit_and_wait};
+use super::{block, config, crash_copy, load_engine, reopen, submit_and_wait};
 use crate::format::{self, meta_key};
 use crate::{Fsync, Store, StoreConfig, StoreError, StoreStats};
 
@@ -58,17 +58,6 @@ fn hold_lmdb(store: &Store) -> std::sync::MutexGuard<'_, ()> {
         .hold_apply
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-}
-
-/// A copy of the data directory's files as they are now: what a power cut
-/// would leave once the last commit is durable.
-fn crash_copy(dir: &std::path::Path) -> tempfile::TempDir {
-    let copy = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
-    }
-    copy
 }
 
 /// Drives a real engine through pushes, pulls, acks, fails and the

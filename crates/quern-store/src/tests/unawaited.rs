@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use quern_engine::{Change, Counters, JobId, JobRecord, JobSpec, QueueRecord, State};
 
-use super::{block, config, reopen, submit_and_wait};
-use crate::overlay::Overlay;
+use super::{block, config, crash_copy, reopen, submit_and_wait};
 use crate::store::{Pending, UNAWAITED_MAX, UNAWAITED_WAIT};
 use crate::{Fsync, Store};
 
@@ -57,23 +56,10 @@ fn time_to_commit(store: &Store, ticket: crate::Ticket, limit: Duration) -> Dura
     started.elapsed()
 }
 
-fn pending() -> Pending {
-    Pending {
-        batch: Vec::new(),
-        queue_records: Default::default(),
-        open: 1,
-        closing: false,
-        awaited: false,
-        unawaited_since: None,
-        logger_asleep: false,
-        unsynced: Overlay::default(),
-    }
-}
-
 #[test]
 fn a_batch_is_ready_when_awaited_big_due_or_closing() {
     let now = Instant::now();
-    let mut p = pending();
+    let mut p = Pending::new();
     assert!(!p.ready(now), "an empty batch is never ready");
 
     p.batch.push(job(1, State::Active, None));
@@ -142,13 +128,8 @@ fn an_awaited_change_takes_unawaited_ones_along() {
     block(store.committed(ack)).unwrap();
     assert_eq!(store.stats().commits, commits + 1, "one log record for both");
 
-    // What the log holds survives a crash: copy the files as one would
-    // leave them, and load the copy.
-    let copy = tempfile::tempdir().unwrap();
-    for entry in std::fs::read_dir(dir.path()).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), copy.path().join(entry.file_name())).unwrap();
-    }
+    // What the log holds survives a crash.
+    let copy = crash_copy(dir.path());
     let crashed = Store::open(&config(copy.path(), Fsync::Always)).unwrap();
     assert_eq!(loaded_states(&crashed), vec![(1, State::Active)]);
 }
