@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use heed::types::Bytes as Raw;
-use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, WithoutTls};
+use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions, WithTls};
 use quern_engine::{Change, JobId, JobRecord, QueueId, QueueRecord};
 use tokio::sync::watch;
 
@@ -193,7 +193,7 @@ pub struct Store {
     /// The sync policy the environment was opened with.
     fsync: Fsync,
     /// The LMDB environment; the applier thread holds a clone.
-    pub(crate) env: Env<WithoutTls>,
+    pub(crate) env: Env<WithTls>,
     /// Its databases.
     pub(crate) dbs: Dbs,
     /// LMDB's page size, for `used_bytes`.
@@ -870,10 +870,14 @@ impl fmt::Debug for Store {
 
 /// Opens the LMDB environment: the crate's one `unsafe`.
 #[allow(unsafe_code)]
-fn open_env(dir: &Path, fsync: Fsync, map_size: usize) -> Result<Env<WithoutTls>, heed::Error> {
-    // Read transactions are opened on whichever tokio worker runs the
-    // request, so they must not be tied to a thread's local storage.
-    let mut options = EnvOpenOptions::new().read_txn_without_tls();
+fn open_env(dir: &Path, fsync: Fsync, map_size: usize) -> Result<Env<WithTls>, heed::Error> {
+    // A read transaction holds a slot in LMDB's reader table. Tied to the
+    // thread (the default), the slot is taken once per thread and reused,
+    // so beginning a transaction takes no lock: every pull begins one to
+    // read its payload. heed makes such a transaction `!Send`, so none can
+    // be held across an `.await` and moved to another worker; each thread
+    // holds at most one at a time.
+    let mut options = EnvOpenOptions::new();
     options
         .map_size(map_size)
         .max_dbs(db::COUNT)
@@ -896,7 +900,7 @@ fn open_env(dir: &Path, fsync: Fsync, map_size: usize) -> Result<Env<WithoutTls>
 /// Checks the format version, then creates the databases, in one write
 /// transaction that is aborted (changing nothing) when the version is
 /// wrong.
-fn init_databases(env: &Env<WithoutTls>, dir: &Path) -> Result<Dbs, StoreError> {
+fn init_databases(env: &Env<WithTls>, dir: &Path) -> Result<Dbs, StoreError> {
     let txn = env.write_txn()?;
     let opened = env.create_databases_and_commit(txn, |opener, txn| -> Result<_, StoreError> {
         let meta: Database<Raw, Raw> = opener.create_database(txn, Some(db::META))?;

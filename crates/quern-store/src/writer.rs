@@ -28,7 +28,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use heed::{Env, MdbError, PutFlags, RwTxn, WithoutTls};
+use heed::{Env, MdbError, PutFlags, RwTxn, WithTls};
 use quern_engine::{Change, JobId, JobRecord, QueueId, QueueRecord};
 
 use crate::error::StoreError;
@@ -339,7 +339,7 @@ impl Logger {
 /// The applier: the only code that writes to LMDB.
 pub(crate) struct Applier {
     /// The environment (a clone of the handle's).
-    env: Env<WithoutTls>,
+    env: Env<WithTls>,
     /// Its databases.
     dbs: Dbs,
     /// What it shares with the handle and the logger.
@@ -382,7 +382,7 @@ pub(crate) struct Resume {
 
 impl Applier {
     pub(crate) fn new(
-        env: Env<WithoutTls>,
+        env: Env<WithTls>,
         dbs: Dbs,
         shared: Arc<Shared>,
         fsync: Fsync,
