@@ -2,7 +2,7 @@
 //! and the pullers blocked on them. Each operation takes `now` and records
 //! what it changed (for the store) and whom it served (blocked pullers).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use crate::backoff::retry_delay;
 use crate::queue::{Queue, Ready};
+use crate::runs::RunMap;
 use crate::specs::{SpecId, Specs};
 use crate::types::{
     Change, Counters, JobId, JobRecord, JobSpec, Millis, QueueId, QueueRecord, State, MAX_JOB_ID,
@@ -260,16 +261,17 @@ pub struct Engine {
     ids: Arc<Ids>,
     queues: IdMap<QueueId, Queue>,
     by_name: HashMap<Bytes, QueueId>,
-    /// Jobs that are not waiting; waiting ones are in their queue. A
-    /// B-tree, not a hash table: a hash table doubles by moving every
-    /// entry at once, which at a million delayed or leased jobs held the
-    /// shard for a quarter of a second and more.
-    jobs: BTreeMap<JobId, Job>,
+    /// Jobs that are not waiting; waiting ones are in their queue. Mostly
+    /// runs of ids in order, as jobs are pulled (see [`RunMap`]). Not a
+    /// hash table: one doubles by moving every entry at once, which at a
+    /// million delayed or leased jobs held the shard for a quarter of a
+    /// second and more.
+    jobs: RunMap<JobId, Job>,
     /// The options of every job, shared.
     specs: Specs,
     /// Delayed jobs' ready times and active jobs' lease ends, earliest
     /// first: one ordered index instead of a timer per job.
-    timers: BTreeSet<(Millis, JobId)>,
+    timers: RunMap<(Millis, JobId), ()>,
     /// Blocked pullers by queue name, first come first served. Keyed by
     /// name so a puller can wait on a queue that does not exist yet.
     waiters: HashMap<Bytes, VecDeque<Waiter>>,
@@ -297,9 +299,9 @@ impl Engine {
             ids,
             queues: IdMap::default(),
             by_name: HashMap::new(),
-            jobs: BTreeMap::new(),
+            jobs: RunMap::default(),
             specs: Specs::default(),
-            timers: BTreeSet::new(),
+            timers: RunMap::default(),
             waiters: HashMap::new(),
             waiting_on: HashMap::new(),
             changes: Vec::new(),
@@ -540,7 +542,7 @@ impl Engine {
     /// slices.
     pub fn tick_at_most(&mut self, now: Millis, max: usize) -> bool {
         for _ in 0..max {
-            let Some(&(deadline, id)) = self.timers.first() else {
+            let Some(((deadline, id), ())) = self.timers.first() else {
                 return false;
             };
             if deadline > now {
@@ -566,7 +568,7 @@ impl Engine {
 
     /// The earliest deadline, for the timer that calls [`Engine::tick`].
     pub fn next_deadline(&self) -> Option<Millis> {
-        self.timers.first().map(|&(at, _)| at)
+        self.timers.first().map(|((at, _), ())| at)
     }
 
     // ----- inspection ------------------------------------------------------
@@ -678,8 +680,8 @@ impl Engine {
         let timed: Vec<JobId> = self
             .timers
             .iter()
-            .filter(|(_, id)| self.jobs[id].queue == qid)
-            .map(|&(_, id)| id)
+            .filter(|((_, id), ())| self.jobs[id].queue == qid)
+            .map(|((_, id), ())| id)
             .collect();
         for id in q.dead.iter().copied().chain(timed) {
             let job = self.jobs.remove(&id).expect("indexed job exists");
@@ -820,7 +822,7 @@ impl Engine {
         let mut jobs: Vec<JobRecord> = self
             .jobs
             .iter()
-            .map(|(&id, job)| self.record(id, job))
+            .map(|(id, job)| self.record(id, &job))
             .chain(waiting)
             .collect();
         jobs.sort_by_key(|j| j.id);
@@ -1006,11 +1008,11 @@ impl Engine {
             }
             State::Delayed => {
                 q.delayed += 1;
-                self.timers.insert((job.deadline, id));
+                self.timers.insert((job.deadline, id), ());
             }
             State::Active => {
                 q.active += 1;
-                self.timers.insert((job.deadline, id));
+                self.timers.insert((job.deadline, id), ());
             }
             State::Dead => {
                 q.dead.insert(id);

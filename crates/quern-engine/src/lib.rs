@@ -43,6 +43,7 @@ mod backoff;
 mod engine;
 mod queue;
 mod ready;
+mod runs;
 mod specs;
 mod types;
 
