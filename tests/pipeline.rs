@@ -111,3 +111,55 @@ fn ten_thousand_raw_pushes_in_one_write() {
     let mut con = server.client();
     assert_eq!(qlen(&mut con, "raw"), N as i64);
 }
+
+/// The payloads of a pipeline's pulls are read together: the replies
+/// still come in order, each with its own job, across the bound on how
+/// many are read at once and around other commands; a command after a
+/// pull (here acking the job) runs after its payload was read.
+#[test]
+fn pipelined_pulls_each_get_their_own_job() {
+    let server = Server::start();
+    let mut con = server.client();
+    let ids: Vec<u64> = (0..300)
+        .map(|i| push(&mut con, "p", format!("payload-{i}").as_bytes(), &[]))
+        .collect();
+    let mut raw = server.raw();
+    let mut request = Vec::new();
+    for _ in 0..150 {
+        request.extend(resp(&[b"QPULL", b"p"]));
+    }
+    request.extend(resp(&[b"QACK", b"p", ids[149].to_string().as_bytes()]));
+    request.extend(resp(&[b"QLEN", b"p"]));
+    for _ in 0..140 {
+        request.extend(resp(&[b"QPULL", b"p"]));
+    }
+    request.extend(resp(&[b"QPULL", b"p", b"COUNT", b"20"]));
+    request.extend(resp(&[b"QPULL", b"p"]));
+    raw.send(&request);
+
+    let expect_job = |raw: &mut Raw, i: usize| {
+        let payload = format!("payload-{i}");
+        let expected = format!(
+            "*1\r\n*4\r\n$1\r\np\r\n:{}\r\n${}\r\n{payload}\r\n:1\r\n",
+            ids[i],
+            payload.len()
+        );
+        assert_eq!(
+            String::from_utf8(raw.reply()).unwrap(),
+            expected,
+            "pull of job {i}"
+        );
+    };
+    for i in 0..150 {
+        expect_job(&mut raw, i);
+    }
+    assert_eq!(raw.reply(), b":1\r\n");
+    assert_eq!(raw.reply(), b":150\r\n");
+    for i in 150..290 {
+        expect_job(&mut raw, i);
+    }
+    let last = String::from_utf8(raw.reply()).unwrap();
+    assert!(last.starts_with("*10\r\n"), "the last ten jobs: {last}");
+    assert!(last.contains("payload-299"), "{last}");
+    assert_eq!(raw.reply(), b"*-1\r\n");
+}

@@ -10,7 +10,8 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
+use quern_engine::Pulled;
 use quern_store::Ticket;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -18,7 +19,7 @@ use tokio::net::TcpStream;
 
 use crate::blocking::{BlockedPull, PullRequest, Registered};
 use crate::clients::ClientHandle;
-use crate::commands::{execute, jobs_reply, Ctx, Outcome, Session};
+use crate::commands::{execute, jobs_replies, jobs_reply, reads_payloads_later, Ctx, Outcome, Session};
 use crate::config::OUTPUT_FLUSH_BYTES;
 use crate::resp::{encode, Protocol, Reply, RequestReader};
 use crate::server::Server;
@@ -27,16 +28,46 @@ use crate::stats::Tally;
 /// Bytes read from the socket at a time, at least.
 const READ_CHUNK: usize = 16 << 10;
 
+/// Jobs of pipelined pulls whose payloads are read together, at most.
+const PULLED_READ_TOGETHER: usize = 64;
+
 /// Replies waiting to be written, and the commit they wait for.
 struct Output {
     buf: BytesMut,
     /// The latest store ticket a buffered reply depends on.
     ticket: Option<Ticket>,
+    /// Pulls whose replies come next, waiting to have their payloads read
+    /// together: a pipeline of pulls opens one read transaction.
+    pulls: Vec<(Bytes, Vec<Pulled>, Protocol)>,
+    /// Jobs in `pulls`.
+    pulled: usize,
 }
 
 impl Output {
-    fn push(&mut self, reply: Reply, protocol: Protocol) {
+    fn push(&mut self, server: &Server, reply: Reply, protocol: Protocol) {
+        self.write_pulls(server);
         encode(&mut self.buf, reply, protocol);
+    }
+
+    fn push_jobs(&mut self, server: &Server, queue: Bytes, jobs: Vec<Pulled>, protocol: Protocol) {
+        self.pulled += jobs.len();
+        self.pulls.push((queue, jobs, protocol));
+        if self.pulled >= PULLED_READ_TOGETHER {
+            self.write_pulls(server);
+        }
+    }
+
+    /// Reads the payloads of the pulls waiting, and writes their replies.
+    fn write_pulls(&mut self, server: &Server) {
+        if self.pulls.is_empty() {
+            return;
+        }
+        let pulls = self.pulls.iter().map(|(queue, jobs, _)| (queue, jobs.as_slice()));
+        let replies = jobs_replies(server, pulls);
+        for ((_, _, protocol), reply) in self.pulls.drain(..).zip(replies) {
+            encode(&mut self.buf, reply, protocol);
+        }
+        self.pulled = 0;
     }
 
     fn after(&mut self, ticket: Ticket) {
@@ -53,6 +84,7 @@ impl Output {
         socket: &mut OwnedWriteHalf,
         tally: &mut Tally,
     ) -> std::io::Result<()> {
+        self.write_pulls(server);
         server.stats.flush(tally);
         if let Some(ticket) = self.ticket.take() {
             server
@@ -102,6 +134,8 @@ async fn run(
     let mut out = Output {
         buf: BytesMut::with_capacity(READ_CHUNK),
         ticket: None,
+        pulls: Vec::new(),
+        pulled: 0,
     };
     let kill = session.handle.kill.clone();
     loop {
@@ -112,16 +146,20 @@ async fn run(
                 Ok(Some(argv)) => argv,
                 Ok(None) => break,
                 Err(e) => {
-                    out.push(Reply::error(format!("ERR {}", e.0)), session.protocol);
+                    out.push(server, Reply::error(format!("ERR {}", e.0)), session.protocol);
                     out.flush(server, socket_out, &mut session.tally).await?;
                     return Ok(());
                 }
             };
+            if !reads_payloads_later(&argv[0]) {
+                out.write_pulls(server);
+            }
             let outcome = execute(&mut Ctx { server, session }, argv);
             match outcome {
-                Outcome::Reply(reply) => out.push(reply, session.protocol),
+                Outcome::Reply(reply) => out.push(server, reply, session.protocol),
+                Outcome::Jobs(queue, jobs) => out.push_jobs(server, queue, jobs, session.protocol),
                 Outcome::Durable(reply, ticket) => {
-                    out.push(reply, session.protocol);
+                    out.push(server, reply, session.protocol);
                     out.after(ticket);
                 }
                 Outcome::Block(request) => {
@@ -129,12 +167,12 @@ async fn run(
                     out.flush(server, socket_out, &mut session.tally).await?;
                     let reply = block(server, session, request, socket_in, &mut input).await;
                     match reply {
-                        Some(reply) => out.push(reply, session.protocol),
+                        Some(reply) => out.push(server, reply, session.protocol),
                         None => return Ok(()),
                     }
                 }
                 Outcome::Close(reply) => {
-                    out.push(reply, session.protocol);
+                    out.push(server, reply, session.protocol);
                     out.flush(server, socket_out, &mut session.tally).await?;
                     return Ok(());
                 }

@@ -32,11 +32,44 @@ pub fn pull_first(
 /// lease); one of a big queue may still be delivered, since the store
 /// deletes a big queue's payloads in bulk, a little after the queue.
 pub fn jobs_reply(server: &Server, queue: &Bytes, jobs: &[Pulled]) -> Result<Reply, CmdError> {
-    if jobs.is_empty() {
-        return Ok(Reply::NullArray);
+    let payloads = server
+        .store
+        .payloads(&jobs.iter().map(|j| j.id).collect::<Vec<_>>())?;
+    Ok(jobs_with_payloads(queue, jobs, &mut payloads.into_iter()))
+}
+
+/// The replies to several pulls, as [`jobs_reply`], their payloads read
+/// together: a pipeline of pulls costs one read transaction, not one
+/// each. A store error is every pull's reply.
+pub fn jobs_replies<'a>(
+    server: &Server,
+    pulls: impl Iterator<Item = (&'a Bytes, &'a [Pulled])> + Clone,
+) -> Vec<Reply> {
+    let ids: Vec<u64> = pulls
+        .clone()
+        .flat_map(|(_, jobs)| jobs.iter().map(|j| j.id))
+        .collect();
+    match server.store.payloads(&ids) {
+        Ok(payloads) => {
+            let mut payloads = payloads.into_iter();
+            pulls
+                .map(|(queue, jobs)| jobs_with_payloads(queue, jobs, &mut payloads))
+                .collect()
+        }
+        Err(e) => {
+            let error = Reply::Error(CmdError::from(e).to_string());
+            pulls.map(|_| error.clone()).collect()
+        }
     }
-    let ids: Vec<u64> = jobs.iter().map(|j| j.id).collect();
-    let payloads = server.store.payloads(&ids)?;
+}
+
+/// The reply for `jobs`, taking their payloads, in order, from `payloads`.
+fn jobs_with_payloads(
+    queue: &Bytes,
+    jobs: &[Pulled],
+    payloads: &mut impl Iterator<Item = Option<Bytes>>,
+) -> Reply {
+    // `zip` asks `jobs` first, so it takes no payload past the last job.
     let items: Vec<Reply> = jobs
         .iter()
         .zip(payloads)
@@ -49,9 +82,9 @@ pub fn jobs_reply(server: &Server, queue: &Bytes, jobs: &[Pulled]) -> Result<Rep
             ]))
         })
         .collect();
-    Ok(if items.is_empty() {
+    if items.is_empty() {
         Reply::NullArray
     } else {
         Reply::Array(items)
-    })
+    }
 }

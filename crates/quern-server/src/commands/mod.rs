@@ -9,6 +9,7 @@ use std::sync::{Arc, LazyLock};
 use std::time::Instant;
 
 use bytes::Bytes;
+use quern_engine::Pulled;
 use quern_store::{Fsync, Ticket};
 
 use crate::blocking::PullRequest;
@@ -58,7 +59,7 @@ mod qstats;
 mod qtouch;
 
 pub use args::Args;
-pub use jobs::jobs_reply;
+pub use jobs::{jobs_replies, jobs_reply};
 
 /// Every command the server knows.
 pub static TABLE: &[&Command] = &[
@@ -295,12 +296,24 @@ pub enum Outcome {
     /// Send this once the store has committed `Ticket` (when the fsync
     /// policy requires it).
     Durable(Reply, Ticket),
+    /// Send these jobs, pulled from this queue, with their payloads: the
+    /// connection reads the payloads of a pipeline's pulls together, before
+    /// it runs any other command (see [`reads_payloads_later`]).
+    Jobs(Bytes, Vec<Pulled>),
     /// Wait for jobs, then send them.
     Block(PullRequest),
     /// Send this, then close the connection.
     Close(Reply),
     /// Stop the server.
     Shutdown,
+}
+
+/// Whether the command `name` may answer [`Outcome::Jobs`]. The payloads
+/// of pulls are read before any other command runs, so that a pipeline's
+/// ack, fail or delete of a job cannot take the payload from its pull's
+/// reply.
+pub fn reads_payloads_later(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"QPULL") || name.eq_ignore_ascii_case(b"QMPULL")
 }
 
 impl Outcome {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::args::keyword;
-use super::jobs::{jobs_reply, pull_first};
+use super::jobs::pull_first;
 use super::{Arg, Args, Command, Ctx, Keys, Outcome};
 use crate::blocking::PullRequest;
 use crate::error::CmdError;
@@ -68,7 +68,7 @@ pub fn parse_options(args: &mut Args, max_batch: usize) -> Result<PullOptions, C
 /// connection to wait.
 pub fn pull_or_wait(ctx: &Ctx<'_>, queues: Vec<Bytes>, opts: PullOptions) -> Result<Outcome, CmdError> {
     if let Some((queue, jobs)) = pull_first(ctx, &queues, opts.count, opts.lease_ms) {
-        return Ok(Outcome::Reply(jobs_reply(ctx.server, &queue, &jobs)?));
+        return Ok(Outcome::Jobs(queue, jobs));
     }
     match opts.block {
         None => Ok(Outcome::Reply(crate::resp::Reply::NullArray)),
