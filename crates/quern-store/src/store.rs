@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -741,6 +742,8 @@ impl Store {
     }
 
     fn read(&self, ids: &[JobId], which: Which) -> Result<Vec<Option<Bytes>>, StoreError> {
+        // Ids this close to the one before are stepped to, not looked up.
+        const NEAR_IDS: JobId = 16;
         let mut out = Vec::with_capacity(ids.len());
         let mut on_disk = Vec::new();
         {
@@ -771,12 +774,43 @@ impl Store {
             Which::Error => self.dbs.errors,
         };
         let txn = self.env.read_txn()?;
-        for i in on_disk {
+        if let [i] = on_disk[..] {
             out[i] = db
                 .get(&txn, &format::job_key(ids[i]))?
                 .map(Bytes::copy_from_slice);
+            return Ok(out);
         }
-        drop(txn);
+        // In id order, so that a cursor steps from one to the next: the
+        // jobs of a pipeline's pulls are close together, and stepping over
+        // a few entries costs much less than a lookup from the tree's root.
+        on_disk.sort_unstable_by_key(|&i| ids[i]);
+        let mut cursor = None;
+        let mut last = 0;
+        for i in on_disk {
+            let id = ids[i];
+            if cursor.is_none() || id <= last || id - last > NEAR_IDS {
+                let from = format::job_key(id);
+                let range = (Bound::Included(&from[..]), Bound::Unbounded);
+                cursor = Some(db.range(&txn, &range)?.peekable());
+            }
+            let entries = cursor.as_mut().expect("just opened");
+            out[i] = loop {
+                // An entry past `id` is left for the ids after it.
+                if let Some(Ok((key, _))) = entries.peek() {
+                    if format::decode_job_key(key)? > id {
+                        break None;
+                    }
+                }
+                match entries.next().transpose()? {
+                    None => break None,
+                    Some((key, value)) if format::decode_job_key(key)? == id => {
+                        break Some(Bytes::copy_from_slice(value));
+                    }
+                    Some(_) => {}
+                }
+            };
+            last = id;
+        }
         Ok(out)
     }
 

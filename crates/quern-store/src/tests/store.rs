@@ -907,3 +907,45 @@ fn a_backup_holds_everything_committed_before_it_and_nothing_after() {
     let again = store.backup(&target.path().join("copy2")).unwrap();
     assert!(again.bytes > 0);
 }
+
+/// Reading many payloads at once walks a cursor from id to id where they
+/// are close, and looks far ones up: either way each id gets what reading
+/// it alone gets, whatever the order asked in, with ids repeated, missing,
+/// deleted, far apart, or past the last.
+#[test]
+fn many_payloads_read_as_each_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(dir.path(), Fsync::No)).unwrap();
+    let mut changes = vec![Change::PutQueue(queue_record(1))];
+    // Ids 1..=300 with gaps, and a few far away.
+    let stored: Vec<JobId> = (1..=300)
+        .filter(|id| id % 7 != 0)
+        .chain([5_000, 5_001, 90_000])
+        .collect();
+    changes.extend(stored.iter().map(|&id| put_job(id, 1, &format!("payload-{id}"))));
+    submit_and_wait(&store, &mut changes);
+    submit_and_wait(&store, &mut (40..60).map(Change::DeleteJob).collect());
+    store.checkpoint().unwrap();
+    assert!(store.shared.lock().unsynced.is_empty(), "all read from LMDB");
+
+    let alone = |id: JobId| store.payloads(&[id]).unwrap().pop().flatten();
+    assert_eq!(alone(1), Some(Bytes::from_static(b"payload-1")));
+    assert_eq!(alone(7), None);
+    assert_eq!(alone(45), None);
+    // Close together, out of order, repeated; then far apart and past the
+    // end; then a run of ids that are mostly missing.
+    let mut asked: Vec<JobId> = vec![12, 10, 11, 11, 14, 13, 30, 28, 1, 2];
+    asked.extend([4_999, 5_000, 5_001, 5_002, 90_000, 1, 300, 299, 100_000, u64::MAX]);
+    asked.extend((35..75).rev());
+    asked.extend((1..=320).step_by(3));
+    let together = store.payloads(&asked).unwrap();
+    let each: Vec<Option<Bytes>> = asked.iter().map(|&id| alone(id)).collect();
+    assert_eq!(together, each);
+    assert_eq!(
+        together.iter().filter(|p| p.is_some()).count(),
+        asked
+            .iter()
+            .filter(|&&id| stored.contains(&id) && !(40..60).contains(&id))
+            .count()
+    );
+}
