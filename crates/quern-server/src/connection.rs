@@ -6,7 +6,8 @@
 //! write command's reply waits for the store's commit (with `fsync
 //! always`), so one commit covers the whole pipeline, and the commit of
 //! other connections' writes too. Replies are written only once every
-//! change they report is committed.
+//! change they report is committed. The payloads of consecutive pulls are
+//! read from the store together, before the next other command runs.
 
 use std::sync::Arc;
 
