@@ -35,19 +35,25 @@ pub(crate) struct RunMap<K, V> {
     /// Entries that extended no run.
     others: BTreeMap<K, V>,
     len: usize,
+    /// The room of the last chunk emptied, for the next one: a job pulled
+    /// and acked at once would otherwise allocate a chunk for itself.
+    spare: Vec<Entry<K, V>>,
 }
 
-/// Entries in increasing key order, over chunks that are never empty; the
-/// first entry of the first chunk is never marked removed.
+/// Entries in increasing key order, over chunks that are never empty (a
+/// run may have none); the first entry of the first chunk is never marked
+/// removed.
 #[derive(Debug)]
 struct Run<K, V> {
     chunks: VecDeque<Chunk<K, V>>,
 }
 
+/// `entries[head..]`, in key order; those before `head` are gone.
 #[derive(Debug)]
 struct Chunk<K, V> {
-    entries: VecDeque<Entry<K, V>>,
-    /// Entries not marked removed.
+    entries: Vec<Entry<K, V>>,
+    head: usize,
+    /// Entries from `head` not marked removed.
     live: usize,
 }
 
@@ -64,6 +70,7 @@ impl<K, V> Default for RunMap<K, V> {
             runs: Vec::new(),
             others: BTreeMap::new(),
             len: 0,
+            spare: Vec::new(),
         }
     }
 }
@@ -87,18 +94,19 @@ impl<K: Ord + Copy, V: Copy> RunMap<K, V> {
         // the one that ends last. Runs so sort themselves by lease length:
         // a 30 s lease does not land behind an hour's delay while its own
         // run is there to take it.
+        // An empty run takes any key, when no other does.
         let closest = self
             .runs
             .iter_mut()
-            .filter(|run| run.last() < key)
+            .filter(|run| run.last().is_none_or(|last| last < key))
             .max_by_key(|run| run.last());
         if let Some(run) = closest {
-            run.push(key, value);
+            run.push(key, value, &mut self.spare);
         } else if self.runs.len() < MAX_RUNS {
             let mut run = Run {
                 chunks: VecDeque::new(),
             };
-            run.push(key, value);
+            run.push(key, value, &mut self.spare);
             self.runs.push(run);
         } else {
             self.others.insert(key, value);
@@ -125,11 +133,8 @@ impl<K: Ord + Copy, V: Copy> RunMap<K, V> {
     pub fn remove(&mut self, key: &K) -> Option<V> {
         let value = match self.position(key) {
             Some((run, chunk, i)) => {
-                let value = self.runs[run].remove(chunk, i);
-                if self.runs[run].chunks.is_empty() {
-                    self.runs.swap_remove(run);
-                }
-                value
+                // A run left empty stays, for the next key.
+                self.runs[run].remove(chunk, i, &mut self.spare)
             }
             None => self.others.remove(key)?,
         };
@@ -139,7 +144,7 @@ impl<K: Ord + Copy, V: Copy> RunMap<K, V> {
 
     /// The entry with the smallest key.
     pub fn first(&self) -> Option<(K, V)> {
-        let fronts = self.runs.iter().map(Run::first);
+        let fronts = self.runs.iter().filter_map(Run::first);
         let other = self.others.first_key_value().map(|(k, v)| (*k, *v));
         fronts.chain(other).min_by_key(|&(key, _)| key)
     }
@@ -147,7 +152,7 @@ impl<K: Ord + Copy, V: Copy> RunMap<K, V> {
     /// Every entry, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (K, V)> + '_ {
         let chunks = self.runs.iter().flat_map(|run| run.chunks.iter());
-        let entries = chunks.flat_map(|chunk| chunk.entries.iter());
+        let entries = chunks.flat_map(|chunk| chunk.entries[chunk.head..].iter());
         let in_runs = entries.filter(|e| !e.removed).map(|e| (e.key, e.value));
         in_runs.chain(self.others.iter().map(|(k, v)| (*k, *v)))
     }
@@ -162,40 +167,52 @@ impl<K: Ord + Copy, V: Copy> RunMap<K, V> {
 }
 
 impl<K: Ord + Copy, V: Copy> Run<K, V> {
-    fn first(&self) -> (K, V) {
-        let entry = &self.chunks[0].entries[0];
-        (entry.key, entry.value)
+    fn first(&self) -> Option<(K, V)> {
+        let entry = self.chunks.front()?.first();
+        Some((entry.key, entry.value))
     }
 
-    fn last(&self) -> K {
-        self.chunks.back().expect("a run is never empty").last()
+    fn last(&self) -> Option<K> {
+        Some(self.chunks.back()?.last())
     }
 
     /// Where `key` is, unless it is marked removed: chunk, entry.
     fn find(&self, key: &K) -> Option<(usize, usize)> {
-        if *key < self.chunks[0].entries[0].key || *key > self.last() {
+        let front = self.chunks.front()?;
+        let first = front.first().key;
+        if *key == first {
+            // The oldest lease, acked or run out: the usual case.
+            return Some((0, front.head));
+        }
+        if *key < first || *key > self.last()? {
             return None;
         }
         let chunk = self.chunks.partition_point(|chunk| chunk.last() < *key);
-        let entries = &self.chunks[chunk].entries;
-        let i = entries.partition_point(|e| e.key < *key);
+        let Chunk { entries, head, .. } = &self.chunks[chunk];
+        let i = head + entries[*head..].partition_point(|e| e.key < *key);
         (entries[i].key == *key && !entries[i].removed).then_some((chunk, i))
     }
 
-    /// Appends an entry whose key comes after every key in the run.
-    fn push(&mut self, key: K, value: V) {
+    /// Appends an entry whose key comes after every key in the run; a new
+    /// chunk takes the room in `spare`, if any.
+    fn push(&mut self, key: K, value: V, spare: &mut Vec<Entry<K, V>>) {
         if self
             .chunks
             .back()
             .is_none_or(|chunk| chunk.entries.len() >= CHUNK)
         {
+            let entries = match spare.capacity() {
+                CHUNK => std::mem::take(spare),
+                _ => Vec::with_capacity(CHUNK),
+            };
             self.chunks.push_back(Chunk {
-                entries: VecDeque::with_capacity(CHUNK),
+                entries,
+                head: 0,
                 live: 0,
             });
         }
         let chunk = self.chunks.back_mut().expect("just ensured");
-        chunk.entries.push_back(Entry {
+        chunk.entries.push(Entry {
             key,
             value,
             removed: false,
@@ -204,41 +221,58 @@ impl<K: Ord + Copy, V: Copy> Run<K, V> {
     }
 
     /// Marks entry `i` of chunk `at` removed and tidies the chunk; returns
-    /// its value.
-    fn remove(&mut self, at: usize, i: usize) -> V {
+    /// its value. The room of a chunk emptied goes to `spare`.
+    fn remove(&mut self, at: usize, i: usize, spare: &mut Vec<Entry<K, V>>) -> V {
         let chunk = &mut self.chunks[at];
         let entry = &mut chunk.entries[i];
         entry.removed = true;
         let value = entry.value;
         chunk.live -= 1;
         if chunk.live == 0 {
-            self.chunks.remove(at);
-        } else if chunk.live * 4 <= chunk.entries.len() {
+            let emptied = self.chunks.remove(at).expect("chunk exists");
+            keep_spare(spare, emptied.entries);
+        } else if chunk.live * 4 <= chunk.entries.len() - chunk.head {
             // Mostly marked: keep only what is left, and give back the room.
+            chunk.entries.drain(..chunk.head);
             chunk.entries.retain(|e| !e.removed);
             chunk.entries.shrink_to_fit();
+            chunk.head = 0;
         }
-        self.drop_removed_front();
+        self.drop_removed_front(spare);
         value
     }
 
     /// Drops marked entries from the front, so that the first is not.
-    fn drop_removed_front(&mut self) {
+    fn drop_removed_front(&mut self, spare: &mut Vec<Entry<K, V>>) {
         while let Some(chunk) = self.chunks.front_mut() {
-            while chunk.entries.front().is_some_and(|e| e.removed) {
-                chunk.entries.pop_front();
+            while chunk.head < chunk.entries.len() && chunk.entries[chunk.head].removed {
+                chunk.head += 1;
             }
-            if !chunk.entries.is_empty() {
+            if chunk.head < chunk.entries.len() {
                 return;
             }
-            self.chunks.pop_front();
+            let emptied = self.chunks.pop_front().expect("chunk exists");
+            keep_spare(spare, emptied.entries);
         }
     }
 }
 
+/// Keeps the room of an emptied chunk for the next, if it is a whole
+/// chunk's (a compacted chunk's is smaller).
+fn keep_spare<K, V>(spare: &mut Vec<Entry<K, V>>, mut entries: Vec<Entry<K, V>>) {
+    if entries.capacity() == CHUNK {
+        entries.clear();
+        *spare = entries;
+    }
+}
+
 impl<K: Copy, V> Chunk<K, V> {
+    fn first(&self) -> &Entry<K, V> {
+        &self.entries[self.head]
+    }
+
     fn last(&self) -> K {
-        self.entries.back().expect("a chunk is never empty").key
+        self.entries.last().expect("a chunk is never empty").key
     }
 }
 
@@ -261,7 +295,7 @@ mod tests {
     /// Entries the runs hold, marked removed or not.
     fn held(map: &Timers) -> usize {
         let chunks = map.runs.iter().flat_map(|run| run.chunks.iter());
-        chunks.map(|chunk| chunk.entries.len()).sum()
+        chunks.map(|chunk| chunk.entries.len() - chunk.head).sum()
     }
 
     #[derive(Clone, Debug)]
@@ -390,5 +424,22 @@ mod tests {
         assert!(held(&map) <= 4, "{} entries held for 1", held(&map));
         assert_eq!(map.runs[0].chunks.len(), 1);
         assert_eq!(map.first(), Some(((0, 0), 0)));
+    }
+
+    #[test]
+    fn a_key_taken_out_at_once_leaves_its_chunk_for_the_next() {
+        let mut map = Timers::default();
+        map.insert((1, 1), 0);
+        let room = map.runs[0].chunks[0].entries.as_ptr();
+        assert_eq!(map.remove(&(1, 1)), Some(0));
+        assert!(map.runs[0].chunks.is_empty());
+        assert_eq!(map.spare.capacity(), CHUNK);
+        map.insert((2, 2), 0);
+        assert_eq!(
+            map.runs[0].chunks[0].entries.as_ptr(),
+            room,
+            "the same room, not a new chunk"
+        );
+        assert_eq!(map.spare.capacity(), 0);
     }
 }
