@@ -909,8 +909,9 @@ fn open_env(dir: &Path, fsync: Fsync, map_size: usize) -> Result<Env<WithTls>, h
     // thread (the default), the slot is taken once per thread and reused,
     // so beginning a transaction takes no lock: every pull begins one to
     // read its payload. heed makes such a transaction `!Send`, so none can
-    // be held across an `.await` and moved to another worker; each thread
-    // holds at most one at a time.
+    // be held across an `.await` and moved to another worker. A thread may
+    // hold only one at a time (LMDB refuses a second): no read of the store
+    // begins one inside another.
     let mut options = EnvOpenOptions::new();
     options
         .map_size(map_size)
