@@ -142,6 +142,9 @@ pub struct StoreStats {
     /// commit and one per checkpoint, plus explicit ones (every second, at
     /// shutdown).
     pub fsyncs: u64,
+    /// Batches the log held back (fsync always), when many writers joined
+    /// one during a flush, for more of them to join it.
+    pub gathers: u64,
     /// Commits to LMDB, each holding many commits of the log.
     pub checkpoints: u64,
     /// Changes submitted but not committed yet.
@@ -231,6 +234,8 @@ pub(crate) struct Shared {
     pub last_batch: AtomicU64,
     /// Syncs to disk.
     pub fsyncs: AtomicU64,
+    /// Batches the logger set out to wait for, for writers to join.
+    pub gathers: AtomicU64,
     /// Commits to LMDB.
     pub checkpoints: AtomicU64,
     /// What the logger hands the applier, and what LMDB holds.
@@ -269,6 +274,7 @@ impl Shared {
             changes: AtomicU64::new(0),
             last_batch: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
+            gathers: AtomicU64::new(0),
             checkpoints: AtomicU64::new(0),
             apply: Mutex::new(Apply::default()),
             apply_wake: Condvar::new(),
@@ -356,6 +362,14 @@ pub(crate) struct Pending {
     pub closing: bool,
     /// Someone will wait for the open batch: the logger takes it at once.
     pub awaited: bool,
+    /// Submissions to the open batch that someone waits for: how many
+    /// writers its flush will answer.
+    pub awaited_submissions: usize,
+    /// While the logger waits for the batch to grow (see
+    /// `Logger::gather`): the writers it waits for (0 when it does not),
+    /// to be woken when they are in, and until when it waits at most.
+    pub gather_for: usize,
+    pub gather_until: Option<Instant>,
     /// When the open batch's first unawaited change came, while no one
     /// waits for it.
     pub unawaited_since: Option<Instant>,
@@ -378,6 +392,9 @@ impl Pending {
             open: 1,
             closing: false,
             awaited: false,
+            awaited_submissions: 0,
+            gather_for: 0,
+            gather_until: None,
             unawaited_since: None,
             logger_asleep: false,
             unsynced: Overlay::default(),
@@ -389,10 +406,38 @@ impl Pending {
     /// the store is closing.
     pub fn ready(&self, now: Instant) -> bool {
         !self.batch.is_empty()
+            && (self.closing || !self.gathering())
             && (self.awaited
                 || self.closing
                 || self.batch.len() >= UNAWAITED_MAX
                 || self.unawaited_due().is_none_or(|due| now >= due))
+    }
+
+    /// Whether the logger waits for more writers to join the batch.
+    pub fn gathering(&self) -> bool {
+        self.awaited_submissions < self.gather_for
+    }
+
+    /// The logger waits for the batch until `writers` are in it, or
+    /// `until`.
+    pub fn gather(&mut self, writers: usize, until: Instant) {
+        self.gather_for = writers;
+        self.gather_until = Some(until);
+    }
+
+    /// Stops the wait for writers once its time is up.
+    pub fn gather_expired(&mut self, now: Instant) {
+        if self.gather_until.is_some_and(|until| now >= until) {
+            self.gather_for = 0;
+            self.gather_until = None;
+        }
+    }
+
+    /// Counts a submission someone waits for. True when it brings the
+    /// batch to the writers the logger is gathering for.
+    fn writer_joined(&mut self) -> bool {
+        self.awaited_submissions += 1;
+        self.awaited_submissions == self.gather_for
     }
 
     /// When an open batch that no one waits for is due anyway.
@@ -405,6 +450,9 @@ impl Pending {
         self.queue_records.clear();
         self.open += 1;
         self.awaited = false;
+        self.awaited_submissions = 0;
+        self.gather_for = 0;
+        self.gather_until = None;
         self.unawaited_since = None;
     }
 }
@@ -600,7 +648,16 @@ impl Store {
                 return pending.open - 1;
             }
             // The caller waits for what it could have seen.
-            let wake = awaited && !pending.awaited && pending.logger_asleep;
+            let gathering = pending.gathering();
+            let gathered = awaited && pending.writer_joined();
+            // While it gathers, the logger sleeps until the writers are in
+            // or its time is up: only the last writer wakes it.
+            let wake = pending.logger_asleep
+                && if gathering {
+                    gathered
+                } else {
+                    awaited && !pending.awaited
+                };
             pending.awaited |= awaited;
             let ticket = pending.open;
             drop(guard);
@@ -615,6 +672,7 @@ impl Store {
         }
         let ticket = pending.open;
         let (was_empty, was_awaited) = (pending.batch.is_empty(), pending.awaited);
+        let gathering = pending.gathering();
         let before = pending.batch.len();
         for change in changes.drain(..) {
             let overlay = &mut pending.unsynced;
@@ -646,6 +704,7 @@ impl Store {
             }
             pending.batch.push(change);
         }
+        let gathered = awaited && pending.writer_joined();
         if awaited {
             pending.awaited = true;
         } else if pending.unawaited_since.is_none() && !pending.awaited {
@@ -654,9 +713,15 @@ impl Store {
         // The logger sleeps until the batch is ready, or for a batch no
         // one waits for until it is due: wake it when the batch opens (to
         // take it, or to learn when it is due) and when it becomes ready
-        // before that. Each wake-up is a system call.
+        // before that; but while it gathers, only when the writers it waits
+        // for are in. Each wake-up is a system call.
         let grew_big = before < UNAWAITED_MAX && pending.batch.len() >= UNAWAITED_MAX;
-        let wake = pending.logger_asleep && (was_empty || (awaited && !was_awaited) || grew_big);
+        let wake = pending.logger_asleep
+            && if gathering {
+                gathered
+            } else {
+                was_empty || (awaited && !was_awaited) || grew_big
+            };
         self.shared
             .backlog
             .fetch_add(pending.batch.len() - before, Ordering::Relaxed);
@@ -823,6 +888,7 @@ impl Store {
             changes: s.changes.load(Ordering::Relaxed),
             last_batch: s.last_batch.load(Ordering::Relaxed),
             fsyncs: s.fsyncs.load(Ordering::Relaxed),
+            gathers: s.gathers.load(Ordering::Relaxed),
             checkpoints: s.checkpoints.load(Ordering::Relaxed),
             pending: self.backlog(),
             bulk_deletes: s.bulk_deletes.load(Ordering::Relaxed),

@@ -4,9 +4,11 @@
 //! The logger sleeps until a batch is open, takes the whole batch, appends
 //! it to the log as one record, flushes it (fsync always), hands it to the
 //! applier and publishes the batch's number: that is group commit, since
-//! every submission that arrives during a flush joins the next record. A
-//! batch that only holds changes no one waits for (leases) is left open a
-//! little longer, for others to join ([`crate::Store::submit_unawaited`]).
+//! every submission that arrives during a flush joins the next record.
+//! When many writers joined it, the logger waits a little before taking
+//! it, for it to grow (`Logger::gather`). A batch that only holds changes
+//! no one waits for (leases) is left open a little longer, for others to
+//! join ([`crate::Store::submit_unawaited`]).
 //!
 //! The applier gathers what the logger hands it for up to
 //! [`APPLY_INTERVAL`] (or [`APPLY_MAX`] changes), then commits it to LMDB
@@ -38,6 +40,11 @@ use crate::wal::Wal;
 
 /// With fsync everysec, the longest the log (and LMDB) stay unsynced.
 const SYNC_INTERVAL: Duration = Duration::from_secs(1);
+/// Writers that, joining the next batch while one is flushed, show the
+/// log busy enough to wait for more: see [`Logger::gather`].
+const GATHER_WRITERS: usize = 16;
+/// The longest the log waits for a busy batch to grow.
+const GATHER_MAX: Duration = Duration::from_micros(250);
 /// The longest a durable change waits before it is put into LMDB.
 const APPLY_INTERVAL: Duration = Duration::from_millis(50);
 /// Changes waiting for LMDB that start a commit at once.
@@ -179,12 +186,15 @@ impl Logger {
         // Records not yet synced (fsync everysec and no).
         let mut unsynced = false;
         let mut last_sync = Instant::now();
+        // Writers waiting for the newest batch in `carry`.
+        let mut writers = 0;
 
         loop {
             let closing = {
                 let mut pending = self.shared.lock();
                 loop {
                     let now = Instant::now();
+                    pending.gather_expired(now);
                     let has_work = !carry.is_empty() || pending.ready(now);
                     let sync_at =
                         (unsynced && self.fsync == Fsync::EverySec).then(|| last_sync + SYNC_INTERVAL);
@@ -195,7 +205,10 @@ impl Logger {
                     // A batch no one waits for is taken when due (unless a
                     // failed write is waiting for its retry anyway).
                     let due = pending.unawaited_due().filter(|&due| due > now);
-                    let wake_at = [retry.at, sync_at, due].into_iter().flatten().min();
+                    let wake_at = [retry.at, sync_at, due, pending.gather_until]
+                        .into_iter()
+                        .flatten()
+                        .min();
                     pending.logger_asleep = true;
                     pending = wait_until(&self.shared.wake, pending, wake_at);
                     pending.logger_asleep = false;
@@ -209,6 +222,7 @@ impl Logger {
                         carry.append(&mut pending.batch);
                     }
                     ticket = pending.open;
+                    writers = pending.awaited_submissions;
                     pending.taken();
                 }
                 pending.closing
@@ -218,11 +232,15 @@ impl Logger {
                 let started = Instant::now();
                 match self.log(&carry) {
                     Ok(seq) => {
+                        let took = started.elapsed();
                         // Before the waiters are told: whoever sees the
                         // commit sees it measured (a histogram sample
                         // costs them nanoseconds).
                         if let Some(observer) = self.shared.observer.get() {
-                            observer.committed(carry.len(), started.elapsed());
+                            observer.committed(carry.len(), took);
+                        }
+                        if self.fsync == Fsync::Always {
+                            self.gather(took, writers);
                         }
                         self.logged(&mut carry, ticket, seq);
                         retry.succeeded();
@@ -326,6 +344,30 @@ impl Logger {
         s.backlog.fetch_sub(n, Ordering::Relaxed);
         *s.last_error.lock().unwrap_or_else(PoisonError::into_inner) = None;
         s.progress.send_modify(|p| p.committed = ticket);
+    }
+
+    /// With fsync always, after a flush that answered `answered` writers
+    /// and took `flush`, when at least [`GATHER_WRITERS`] joined the next
+    /// batch meanwhile: has the logger wait before it takes that batch,
+    /// until the writers answered are in it too, or for as long as the
+    /// flush took (at most [`GATHER_MAX`]). Called before the writers are
+    /// answered, so that none of them is counted twice.
+    ///
+    /// So many writers during one flush means a busy server: a
+    /// flush's CPU (the same whatever it carries, tens of microseconds on
+    /// a virtual disk) is then their throughput, and fewer, bigger flushes
+    /// leave more of it to them. Writers just answered are the likeliest
+    /// to write again, and once they are in, waiting longer gains little.
+    /// A few clients, each waiting for its reply (or one pipeline), never
+    /// wait: while they are flushed, the others come back, and flushing
+    /// them at once overlaps the disk with the clients.
+    fn gather(&self, flush: Duration, answered: usize) {
+        let mut pending = self.shared.lock();
+        let joined = pending.awaited_submissions;
+        if joined >= GATHER_WRITERS && !pending.closing {
+            pending.gather(joined + answered, Instant::now() + flush.min(GATHER_MAX));
+            self.shared.gathers.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Flushes the log to disk.

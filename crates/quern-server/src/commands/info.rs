@@ -165,6 +165,7 @@ fn persistence(s: &Server, out: &mut String) {
     line!(out, "store_changes:{}", st.changes);
     line!(out, "store_last_batch:{}", st.last_batch);
     line!(out, "store_fsyncs:{}", st.fsyncs);
+    line!(out, "store_gathers:{}", st.gathers);
     line!(out, "store_pending:{}", st.pending);
     line!(out, "store_bulk_deletes:{}", st.bulk_deletes);
     line!(out, "store_used_bytes:{}", st.used_bytes);

@@ -70,6 +70,8 @@ pub const STORE_COMMIT_DURATION: &str = "quern_store_commit_duration_seconds";
 pub const STORE_COMMIT_CHANGES: &str = "quern_store_commit_changes";
 /// Counter: syncs to disk of the log and of LMDB.
 pub const STORE_FSYNCS: &str = "quern_store_fsyncs_total";
+/// Counter: commits put off for a busy batch to grow (fsync always).
+pub const STORE_GATHERS: &str = "quern_store_gathers_total";
 /// Counter: LMDB transactions, each taking many log records.
 pub const STORE_CHECKPOINTS: &str = "quern_store_checkpoints_total";
 /// Histogram: time of one LMDB transaction.
@@ -129,6 +131,7 @@ const ALL: &[&str] = &[
     STORE_COMMIT_DURATION,
     STORE_COMMIT_CHANGES,
     STORE_FSYNCS,
+    STORE_GATHERS,
     STORE_CHECKPOINTS,
     STORE_CHECKPOINT_DURATION,
     STORE_PENDING,
@@ -301,6 +304,10 @@ fn describe() {
     describe_counter!(STORE_CHANGES, "Changes committed, over all commits.");
     describe_counter!(STORE_FSYNCS, "Syncs to disk, of the log and of LMDB.");
     describe_counter!(
+        STORE_GATHERS,
+        "Commits the log put off, with fsync always, for more of many writers at once to join."
+    );
+    describe_counter!(
         STORE_CHECKPOINTS,
         "LMDB transactions, each taking many log records."
     );
@@ -404,6 +411,7 @@ fn collect(server: &Server) {
     counter!(STORE_COMMITS).absolute(store.commits);
     counter!(STORE_CHANGES).absolute(store.changes);
     counter!(STORE_FSYNCS).absolute(store.fsyncs);
+    counter!(STORE_GATHERS).absolute(store.gathers);
     counter!(STORE_CHECKPOINTS).absolute(store.checkpoints);
     gauge!(STORE_PENDING).set(store.pending as f64);
     gauge!(STORE_BULK_DELETES).set(store.bulk_deletes as f64);

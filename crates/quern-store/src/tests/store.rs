@@ -322,6 +322,58 @@ fn concurrent_submitters_share_commits() {
     assert_eq!(loaded.next_queue, 2);
 }
 
+/// Writers that join the next batch while one is flushed: with 16 or more
+/// the logger waits for the batch to grow before taking it, with fewer it
+/// takes it at once; a lone writer never waits. Everything is committed
+/// either way.
+#[test]
+fn many_writers_during_a_flush_make_the_next_batch_wait_for_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&config(dir.path(), Fsync::Always)).unwrap();
+    submit_and_wait(&store, &mut vec![Change::PutQueue(queue_record(1))]);
+    let mut next_id = 1;
+    let mut flush_with_joined = |joined: usize| {
+        let hold = store.shared.hold.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = store.submit(&mut vec![put_job(next_id, 1, "first")]);
+        next_id += 1;
+        // The logger has taken it, and waits for the hold to write it.
+        let taken = Instant::now();
+        while store.shared.lock().open <= first {
+            assert!(
+                taken.elapsed() < Duration::from_secs(10),
+                "the logger never took the batch"
+            );
+            thread::yield_now();
+        }
+        let tickets: Vec<_> = (0..joined)
+            .map(|_| {
+                next_id += 1;
+                store.submit(&mut vec![put_job(next_id - 1, 1, "joined")])
+            })
+            .collect();
+        assert!(
+            tickets.iter().all(|&t| t == first + 1),
+            "all joined the next batch"
+        );
+        drop(hold);
+        for ticket in tickets {
+            block(store.committed(ticket)).unwrap();
+        }
+        store.stats().gathers
+    };
+    assert_eq!(flush_with_joined(15), 0, "15 writers are taken at once");
+    assert_eq!(flush_with_joined(16), 1, "16 writers wait for more");
+    for i in 0..20 {
+        submit_and_wait(&store, &mut vec![put_job(1000 + i, 1, "alone")]);
+    }
+    let stats = store.stats();
+    assert_eq!(stats.gathers, 1, "a lone writer never waits");
+    assert_eq!(stats.pending, 0);
+    let mut jobs = 0;
+    store.load(|_| {}, |_| jobs += 1).unwrap();
+    assert_eq!(jobs, 2 + 15 + 16 + 20);
+}
+
 #[test]
 fn payloads_and_errors_are_readable_before_and_after_the_commit() {
     let dir = tempfile::tempdir().unwrap();
