@@ -360,7 +360,8 @@ pub(crate) struct Pending {
     pub open: Ticket,
     /// Shutdown has begun: new submissions are dropped.
     pub closing: bool,
-    /// Someone will wait for the open batch: the logger takes it at once.
+    /// Someone will wait for the open batch: the logger takes it at once,
+    /// unless it is gathering writers for it.
     pub awaited: bool,
     /// Submissions to the open batch that someone waits for: how many
     /// writers its flush will answer.
@@ -403,7 +404,8 @@ impl Pending {
 
     /// Whether the logger should take the open batch now: someone waits
     /// for it, it is big, its oldest change has waited long enough, or
-    /// the store is closing.
+    /// the store is closing; and it is not gathering writers for it (but
+    /// when closing).
     pub fn ready(&self, now: Instant) -> bool {
         !self.batch.is_empty()
             && (self.closing || !self.gathering())

@@ -353,9 +353,9 @@ impl Logger {
     /// flush took (at most [`GATHER_MAX`]). Called before the writers are
     /// answered, so that none of them is counted twice.
     ///
-    /// So many writers during one flush means a busy server: a
-    /// flush's CPU (the same whatever it carries, tens of microseconds on
-    /// a virtual disk) is then their throughput, and fewer, bigger flushes
+    /// So many writers during one flush means a busy server: a flush's
+    /// CPU (the same whatever it carries, tens of microseconds on a
+    /// virtual disk) is then their throughput, and fewer, bigger flushes
     /// leave more of it to them. Writers just answered are the likeliest
     /// to write again, and once they are in, waiting longer gains little.
     /// A few clients, each waiting for its reply (or one pipeline), never

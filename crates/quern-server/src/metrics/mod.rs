@@ -70,7 +70,8 @@ pub const STORE_COMMIT_DURATION: &str = "quern_store_commit_duration_seconds";
 pub const STORE_COMMIT_CHANGES: &str = "quern_store_commit_changes";
 /// Counter: syncs to disk of the log and of LMDB.
 pub const STORE_FSYNCS: &str = "quern_store_fsyncs_total";
-/// Counter: commits put off for a busy batch to grow (fsync always).
+/// Counter: batches the log held back for more writers to join (fsync
+/// always), when many joined during a flush.
 pub const STORE_GATHERS: &str = "quern_store_gathers_total";
 /// Counter: LMDB transactions, each taking many log records.
 pub const STORE_CHECKPOINTS: &str = "quern_store_checkpoints_total";
@@ -305,7 +306,7 @@ fn describe() {
     describe_counter!(STORE_FSYNCS, "Syncs to disk, of the log and of LMDB.");
     describe_counter!(
         STORE_GATHERS,
-        "Commits the log put off, with fsync always, for more of many writers at once to join."
+        "Batches the log held back (fsync always) for more writers to join, when many joined during a flush."
     );
     describe_counter!(
         STORE_CHECKPOINTS,
