@@ -360,17 +360,14 @@ pub(crate) struct Pending {
     pub open: Ticket,
     /// Shutdown has begun: new submissions are dropped.
     pub closing: bool,
-    /// Someone will wait for the open batch: the logger takes it at once,
-    /// unless it is gathering writers for it.
-    pub awaited: bool,
     /// Submissions to the open batch that someone waits for: how many
-    /// writers its flush will answer.
+    /// writers its flush will answer. With any, the logger takes the batch
+    /// at once, unless it is gathering writers for it.
     pub awaited_submissions: usize,
     /// While the logger waits for the batch to grow (see
-    /// `Logger::gather`): the writers it waits for (0 when it does not),
-    /// to be woken when they are in, and until when it waits at most.
-    pub gather_for: usize,
-    pub gather_until: Option<Instant>,
+    /// `Logger::gather`): the writers it waits for, to be woken when they
+    /// are in, and until when it waits at most.
+    pub gather: Option<(usize, Instant)>,
     /// When the open batch's first unawaited change came, while no one
     /// waits for it.
     pub unawaited_since: Option<Instant>,
@@ -392,10 +389,8 @@ impl Pending {
             queue_records: foldhash::HashMap::default(),
             open: 1,
             closing: false,
-            awaited: false,
             awaited_submissions: 0,
-            gather_for: 0,
-            gather_until: None,
+            gather: None,
             unawaited_since: None,
             logger_asleep: false,
             unsynced: Overlay::default(),
@@ -409,29 +404,27 @@ impl Pending {
     pub fn ready(&self, now: Instant) -> bool {
         !self.batch.is_empty()
             && (self.closing || !self.gathering())
-            && (self.awaited
+            && (self.awaited()
                 || self.closing
                 || self.batch.len() >= UNAWAITED_MAX
                 || self.unawaited_due().is_none_or(|due| now >= due))
     }
 
-    /// Whether the logger waits for more writers to join the batch.
-    pub fn gathering(&self) -> bool {
-        self.awaited_submissions < self.gather_for
+    /// Someone will wait for the open batch.
+    pub fn awaited(&self) -> bool {
+        self.awaited_submissions > 0
     }
 
-    /// The logger waits for the batch until `writers` are in it, or
-    /// `until`.
-    pub fn gather(&mut self, writers: usize, until: Instant) {
-        self.gather_for = writers;
-        self.gather_until = Some(until);
+    /// Whether the logger waits for more writers to join the batch.
+    pub fn gathering(&self) -> bool {
+        self.gather
+            .is_some_and(|(writers, _)| self.awaited_submissions < writers)
     }
 
     /// Stops the wait for writers once its time is up.
     pub fn gather_expired(&mut self, now: Instant) {
-        if self.gather_until.is_some_and(|until| now >= until) {
-            self.gather_for = 0;
-            self.gather_until = None;
+        if self.gather.is_some_and(|(_, until)| now >= until) {
+            self.gather = None;
         }
     }
 
@@ -439,7 +432,8 @@ impl Pending {
     /// batch to the writers the logger is gathering for.
     fn writer_joined(&mut self) -> bool {
         self.awaited_submissions += 1;
-        self.awaited_submissions == self.gather_for
+        self.gather
+            .is_some_and(|(writers, _)| self.awaited_submissions == writers)
     }
 
     /// When an open batch that no one waits for is due anyway.
@@ -451,10 +445,8 @@ impl Pending {
     pub fn taken(&mut self) {
         self.queue_records.clear();
         self.open += 1;
-        self.awaited = false;
         self.awaited_submissions = 0;
-        self.gather_for = 0;
-        self.gather_until = None;
+        self.gather = None;
         self.unawaited_since = None;
     }
 }
@@ -650,7 +642,7 @@ impl Store {
                 return pending.open - 1;
             }
             // The caller waits for what it could have seen.
-            let gathering = pending.gathering();
+            let (gathering, was_awaited) = (pending.gathering(), pending.awaited());
             let gathered = awaited && pending.writer_joined();
             // While it gathers, the logger sleeps until the writers are in
             // or its time is up: only the last writer wakes it.
@@ -658,9 +650,8 @@ impl Store {
                 && if gathering {
                     gathered
                 } else {
-                    awaited && !pending.awaited
+                    awaited && !was_awaited
                 };
-            pending.awaited |= awaited;
             let ticket = pending.open;
             drop(guard);
             if wake {
@@ -673,7 +664,7 @@ impl Store {
             return Ticket::MAX;
         }
         let ticket = pending.open;
-        let (was_empty, was_awaited) = (pending.batch.is_empty(), pending.awaited);
+        let (was_empty, was_awaited) = (pending.batch.is_empty(), pending.awaited());
         let gathering = pending.gathering();
         let before = pending.batch.len();
         for change in changes.drain(..) {
@@ -707,9 +698,7 @@ impl Store {
             pending.batch.push(change);
         }
         let gathered = awaited && pending.writer_joined();
-        if awaited {
-            pending.awaited = true;
-        } else if pending.unawaited_since.is_none() && !pending.awaited {
+        if !awaited && pending.unawaited_since.is_none() && !pending.awaited() {
             pending.unawaited_since = Some(Instant::now());
         }
         // The logger sleeps until the batch is ready, or for a batch no

@@ -205,10 +205,8 @@ impl Logger {
                     // A batch no one waits for is taken when due (unless a
                     // failed write is waiting for its retry anyway).
                     let due = pending.unawaited_due().filter(|&due| due > now);
-                    let wake_at = [retry.at, sync_at, due, pending.gather_until]
-                        .into_iter()
-                        .flatten()
-                        .min();
+                    let gather_until = pending.gather.map(|(_, until)| until);
+                    let wake_at = [retry.at, sync_at, due, gather_until].into_iter().flatten().min();
                     pending.logger_asleep = true;
                     pending = wait_until(&self.shared.wake, pending, wake_at);
                     pending.logger_asleep = false;
@@ -365,7 +363,7 @@ impl Logger {
         let mut pending = self.shared.lock();
         let joined = pending.awaited_submissions;
         if joined >= GATHER_WRITERS && !pending.closing {
-            pending.gather(joined + answered, Instant::now() + flush.min(GATHER_MAX));
+            pending.gather = Some((joined + answered, Instant::now() + flush.min(GATHER_MAX)));
             self.shared.gathers.fetch_add(1, Ordering::Relaxed);
         }
     }

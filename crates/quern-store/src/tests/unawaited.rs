@@ -65,9 +65,9 @@ fn a_batch_is_ready_when_awaited_big_due_or_closing() {
     assert!(p.ready(now + UNAWAITED_WAIT), "due");
     assert_eq!(p.unawaited_due(), Some(now + UNAWAITED_WAIT));
 
-    p.awaited = true;
+    p.awaited_submissions = 1;
     assert!(p.ready(now), "someone waits for it");
-    p.awaited = false;
+    p.awaited_submissions = 0;
 
     p.closing = true;
     assert!(p.ready(now), "shutdown takes everything");
@@ -79,7 +79,7 @@ fn a_batch_is_ready_when_awaited_big_due_or_closing() {
     assert!(p.ready(now), "big enough to take at once");
 
     p.taken();
-    assert_eq!((p.open, p.awaited, p.unawaited_since), (2, false, None));
+    assert_eq!((p.open, p.awaited(), p.unawaited_since), (2, false, None));
 }
 
 /// An unawaited change alone is committed all the same, once due.
@@ -113,12 +113,12 @@ fn an_awaited_change_takes_unawaited_ones_along() {
     assert_eq!(lease, busy + 1, "a batch of its own");
     {
         let pending = store.shared.lock();
-        assert!(!pending.awaited, "no one waits for a lease");
+        assert!(!pending.awaited(), "no one waits for a lease");
         assert!(pending.unawaited_since.is_some(), "it is due some time");
     }
     let ack = store.submit(&mut vec![Change::DeleteJob(2)]);
     assert_eq!(ack, lease, "the awaited change joined the open batch");
-    assert!(store.shared.lock().awaited, "which someone waits for now");
+    assert!(store.shared.lock().awaited(), "which someone waits for now");
     drop(hold);
     block(store.committed(ack)).unwrap();
     assert_eq!(store.stats().commits, commits + 2, "a record for each batch");
